@@ -1,0 +1,257 @@
+//! The event envelope (EVENTS.md, "The envelope") in its normalized form: what ingestion writes
+//! to the log and what projectors read back. `Event::from_wire` is the strict Rust reading of a
+//! sender's JSON; it must agree with the JSON Schemas (see `tests/agreement.rs`).
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::props::Body;
+use crate::source::Source;
+use crate::EventType;
+
+/// Who an event is about. At least one of the three is set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct User {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oa_openid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mp_openid: Option<String>,
+}
+
+impl User {
+    /// The openids this user's unionid binds, when the event carries a unionid.
+    pub fn bindings(&self) -> Option<(&str, Vec<(OpenidKind, &str)>)> {
+        let unionid = self.unionid.as_deref()?;
+        let mut openids = Vec::with_capacity(2);
+        if let Some(o) = self.oa_openid.as_deref() {
+            openids.push((OpenidKind::Oa, o));
+        }
+        if let Some(o) = self.mp_openid.as_deref() {
+            openids.push((OpenidKind::Mp, o));
+        }
+        (!openids.is_empty()).then_some((unionid, openids))
+    }
+
+    /// The member key when no binding is known beyond what the event itself says
+    /// (EVENTS.md, Identity): the unionid, else `oa:<oa_openid>`, else `mp:<mp_openid>`.
+    pub fn own_member_key(&self) -> String {
+        if let Some(u) = &self.unionid {
+            u.clone()
+        } else if let Some(o) = &self.oa_openid {
+            OpenidKind::Oa.member_key(o)
+        } else if let Some(o) = &self.mp_openid {
+            OpenidKind::Mp.member_key(o)
+        } else {
+            // Unreachable for validated events; an empty key keeps this total.
+            String::new()
+        }
+    }
+}
+
+/// Which WeChat app an openid belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenidKind {
+    Oa,
+    Mp,
+}
+
+impl OpenidKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenidKind::Oa => "oa",
+            OpenidKind::Mp => "mp",
+        }
+    }
+
+    /// The member key of an openid never bound to a unionid.
+    pub fn member_key(self, openid: &str) -> String {
+        format!("{}:{openid}", self.as_str())
+    }
+}
+
+/// A validated tracking event, normalized. This is the payload of every record in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// The version of the type's schema the event was validated against.
+    pub schema_version: u32,
+    pub occurred_at: DateTime<FixedOffset>,
+    /// Set by ingestion when it accepted the event.
+    pub received_at: DateTime<Utc>,
+    pub user: User,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<i64>,
+    #[serde(default)]
+    pub props: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// Why a sender's event is not an event (the Rust reading; ingestion reports the schema's
+/// messages, which name the field the same way).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct WireError {
+    pub field: String,
+    pub message: String,
+}
+
+fn wire_err(field: impl Into<String>, message: impl Into<String>) -> WireError {
+    WireError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+const ENVELOPE_KEYS: &[&str] = &[
+    "event_id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "user",
+    "source",
+    "scene",
+    "props",
+    "context",
+];
+
+/// 1-128 characters of `A-Z a-z 0-9 _ -` (EVENTS.md, the envelope's `user`).
+pub fn is_wechat_id(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Event {
+    /// Strictly reads a sender's event. `received_at` is the time ingestion accepts it.
+    pub fn from_wire(v: &Value, received_at: DateTime<Utc>) -> Result<Event, WireError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| wire_err("(event)", "expected an object"))?;
+        if let Some(k) = obj.keys().find(|k| !ENVELOPE_KEYS.contains(&k.as_str())) {
+            return Err(wire_err(k.as_str(), "unknown field"));
+        }
+        let str_field = |k: &str| -> Result<&str, WireError> {
+            match obj.get(k) {
+                None => Err(wire_err(k, "required")),
+                Some(Value::String(s)) => Ok(s),
+                Some(_) => Err(wire_err(k, "expected a string")),
+            }
+        };
+        let event_id = Uuid::parse_str(str_field("event_id")?)
+            .map_err(|_| wire_err("event_id", "expected a UUID"))?;
+        let event_type: EventType = str_field("type")?
+            .parse()
+            .map_err(|e: crate::UnknownEventType| wire_err("type", e.to_string()))?;
+        let schema_version = match obj.get("schema_version") {
+            None => crate::schema::LATEST_VERSION,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 && n <= u32::MAX as u64 => n as u32,
+                _ => return Err(wire_err("schema_version", "expected an integer >= 1")),
+            },
+        };
+        let occurred_at = DateTime::parse_from_rfc3339(str_field("occurred_at")?)
+            .map_err(|_| wire_err("occurred_at", "expected an RFC 3339 date-time"))?;
+        let user = parse_user(obj.get("user"))?;
+        let source = match obj.get("source") {
+            None => None,
+            Some(v) => Some(Source::from_wire(v).map_err(|m| wire_err("source", m))?),
+        };
+        let scene = match obj.get("scene") {
+            None => None,
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= 0 => Some(n),
+                _ => return Err(wire_err("scene", "expected an integer >= 0")),
+            },
+        };
+        let props = match obj.get("props") {
+            None => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(wire_err("props", "expected an object")),
+        };
+        let context = match obj.get("context") {
+            None => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => return Err(wire_err("context", "expected an object")),
+        };
+        if event_type == EventType::MemberIdentified
+            && (user.unionid.is_none() || (user.oa_openid.is_none() && user.mp_openid.is_none()))
+        {
+            return Err(wire_err("user", "expected a unionid and at least one openid"));
+        }
+        let event = Event {
+            event_id,
+            event_type,
+            schema_version,
+            occurred_at,
+            received_at,
+            user,
+            source,
+            scene,
+            props,
+            context,
+        };
+        event
+            .body()
+            .map_err(|m| wire_err("props", m))?;
+        Ok(event)
+    }
+
+    /// The typed props.
+    pub fn body(&self) -> Result<Body, String> {
+        Body::parse(self.event_type, &self.props)
+    }
+
+    /// The resolved `from` (EVENTS.md, "Where a visit came from"). An `mp.visit` always has one
+    /// (`direct` at the least); other events have one only when they carry `source` or `scene`.
+    pub fn resolved_from(&self) -> Option<String> {
+        crate::source::resolve_from(self.source.as_ref(), self.scene).or_else(|| (self.event_type == EventType::MpVisit).then(|| "direct".to_owned()))
+    }
+
+    /// When the event happened, in UTC.
+    pub fn occurred_utc(&self) -> DateTime<Utc> {
+        self.occurred_at.with_timezone(&Utc)
+    }
+}
+
+fn parse_user(v: Option<&Value>) -> Result<User, WireError> {
+    let obj = match v {
+        None => return Err(wire_err("user", "required")),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(wire_err("user", "expected an object")),
+    };
+    let mut user = User::default();
+    for (k, v) in obj {
+        let slot = match k.as_str() {
+            "unionid" => &mut user.unionid,
+            "oa_openid" => &mut user.oa_openid,
+            "mp_openid" => &mut user.mp_openid,
+            _ => return Err(wire_err(format!("user.{k}"), "unknown field")),
+        };
+        match v.as_str() {
+            Some(s) if is_wechat_id(s) => *slot = Some(s.to_owned()),
+            _ => {
+                return Err(wire_err(
+                    format!("user.{k}"),
+                    "expected 1-128 characters of A-Z a-z 0-9 _ -",
+                ))
+            }
+        }
+    }
+    if obj.is_empty() {
+        return Err(wire_err(
+            "user",
+            "expected at least one of unionid, oa_openid, mp_openid",
+        ));
+    }
+    Ok(user)
+}

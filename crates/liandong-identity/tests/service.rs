@@ -1,0 +1,320 @@
+//! `IdentityService` against real databases: each scenario runs once on PostgreSQL (a fresh
+//! database per test, from `LIANDONG_TEST_DATABASE_URL`) and once on a temporary SQLite file.
+//! Without the env var PostgreSQL runs are skipped, unless `CI` is set, where they fail.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use liandong_identity::{IdentityError, IdentityService, OpenidKind};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::{ConnectOptions, Connection, Executor};
+use tokio::sync::Barrier;
+
+const PG_URL_VAR: &str = "LIANDONG_TEST_DATABASE_URL";
+
+/// One database shared by every service a scenario creates.
+#[derive(Clone)]
+enum Db {
+    Postgres(Box<PgConnectOptions>),
+    Sqlite(String),
+}
+
+impl Db {
+    /// A new service over a new pool: a fresh process as far as caching is concerned.
+    async fn service(&self) -> IdentityService {
+        match self {
+            Db::Postgres(opts) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_with((**opts).clone())
+                    .await
+                    .expect("connect to test database");
+                IdentityService::postgres(pool)
+                    .await
+                    .expect("postgres service")
+            }
+            Db::Sqlite(url) => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect(url)
+                    .await
+                    .expect("open sqlite file");
+                IdentityService::sqlite(pool).await.expect("sqlite service")
+            }
+        }
+    }
+
+    async fn exec(&self, sql: &str) {
+        match self {
+            Db::Postgres(opts) => {
+                let mut conn = opts.connect().await.expect("connect");
+                conn.execute(sql).await.expect(sql);
+                conn.close().await.expect("close");
+            }
+            Db::Sqlite(url) => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.expect("open");
+                conn.execute(sql).await.expect(sql);
+                conn.close().await.expect("close");
+            }
+        }
+    }
+}
+
+async fn run_postgres<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(url) = std::env::var(PG_URL_VAR) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("PostgreSQL is required in CI: set {PG_URL_VAR} (e.g. postgres://postgres:postgres@127.0.0.1:5432/postgres)");
+        }
+        eprintln!("skipping PostgreSQL test: {PG_URL_VAR} is not set");
+        return;
+    };
+    let admin_opts = PgConnectOptions::from_str(&url).expect("valid postgres url");
+    let name = format!("liandong_identity_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = admin_opts.connect().await.expect("connect to postgres");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+
+    // Run on its own task so a failing assertion still reaches the DROP below.
+    let outcome = tokio::spawn(scenario(Db::Postgres(Box::new(admin_opts.database(&name))))).await;
+
+    // FORCE: the scenario's pools may still hold connections.
+    let dropped = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    dropped.expect("drop test database");
+}
+
+async fn run_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("identity.db");
+    scenario(Db::Sqlite(format!("sqlite://{}?mode=rwc", path.display()))).await;
+}
+
+/// Runs a scenario as `<name>::postgres` and `<name>::sqlite`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::run_postgres(super::$name).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::run_sqlite(super::$name).await;
+            }
+        }
+    )*};
+}
+
+on_both!(
+    bind_rebind_and_conflict,
+    cold_cache_sees_old_binding,
+    conflict_found_before_binding_binds_nothing,
+    cached_binding_needs_no_io,
+    concurrent_binds_exactly_one_wins,
+);
+
+fn expect_conflict(
+    result: Result<(), IdentityError>,
+    kind: OpenidKind,
+    openid: &str,
+    bound_to: &str,
+    attempted: &str,
+) {
+    match result {
+        Err(IdentityError::Conflict {
+            kind: k,
+            openid: o,
+            bound_to: b,
+            attempted: a,
+        }) => {
+            assert_eq!(
+                (k, o.as_str(), b.as_str(), a.as_str()),
+                (kind, openid, bound_to, attempted)
+            );
+        }
+        other => panic!("expected conflict on {kind} {openid}, got {other:?}"),
+    }
+}
+
+async fn bind_rebind_and_conflict(db: Db) {
+    // The read model owns a table called `events`; the identity store must not touch it.
+    db.exec("CREATE TABLE events (id integer PRIMARY KEY)")
+        .await;
+    let svc = db.service().await;
+
+    svc.bind("u1", &[(OpenidKind::Oa, "oa-1"), (OpenidKind::Mp, "mp-1")])
+        .await
+        .expect("first bind");
+    assert_eq!(svc.cached(OpenidKind::Oa, "oa-1").as_deref(), Some("u1"));
+    assert_eq!(svc.cached(OpenidKind::Mp, "mp-1").as_deref(), Some("u1"));
+    // OA and MP openids are separate namespaces.
+    assert_eq!(svc.cached(OpenidKind::Mp, "oa-1"), None);
+
+    svc.bind("u1", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("rebinding the same unionid is ok");
+    svc.bind("u1", &[]).await.expect("nothing to bind");
+
+    let err = svc
+        .bind("u2", &[(OpenidKind::Mp, "mp-1")])
+        .await
+        .expect_err("bound to u1 already");
+    assert_eq!(
+        err.to_string(),
+        "identity conflict: mp openid mp-1 is bound to unionid u1, not u2"
+    );
+    expect_conflict(Err(err), OpenidKind::Mp, "mp-1", "u1", "u2");
+    assert_eq!(svc.cached(OpenidKind::Mp, "mp-1").as_deref(), Some("u1"));
+
+    // Migration is idempotent: a second service on the same database starts fine.
+    db.service().await;
+}
+
+async fn cold_cache_sees_old_binding(db: Db) {
+    let first = db.service().await;
+    first
+        .bind("u1", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("bind");
+
+    let fresh = db.service().await;
+    assert_eq!(fresh.cached(OpenidKind::Oa, "oa-1"), None);
+    expect_conflict(
+        fresh.bind("u2", &[(OpenidKind::Oa, "oa-1")]).await,
+        OpenidKind::Oa,
+        "oa-1",
+        "u1",
+        "u2",
+    );
+    // The conflict taught the cache the real binding.
+    assert_eq!(fresh.cached(OpenidKind::Oa, "oa-1").as_deref(), Some("u1"));
+
+    let another = db.service().await;
+    another
+        .bind("u1", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("same unionid from a cold cache");
+    assert_eq!(
+        another.cached(OpenidKind::Oa, "oa-1").as_deref(),
+        Some("u1")
+    );
+}
+
+async fn conflict_found_before_binding_binds_nothing(db: Db) {
+    let svc = db.service().await;
+    svc.bind("u1", &[(OpenidKind::Mp, "mp-1")])
+        .await
+        .expect("bind");
+
+    // Conflict known from the cache.
+    expect_conflict(
+        svc.bind("u2", &[(OpenidKind::Oa, "oa-a"), (OpenidKind::Mp, "mp-1")])
+            .await,
+        OpenidKind::Mp,
+        "mp-1",
+        "u1",
+        "u2",
+    );
+    // Conflict found in the store by a cold service.
+    let cold = db.service().await;
+    expect_conflict(
+        cold.bind("u2", &[(OpenidKind::Oa, "oa-b"), (OpenidKind::Mp, "mp-1")])
+            .await,
+        OpenidKind::Mp,
+        "mp-1",
+        "u1",
+        "u2",
+    );
+
+    // Neither rejected call bound its other openid.
+    let check = db.service().await;
+    check
+        .bind("u3", &[(OpenidKind::Oa, "oa-a"), (OpenidKind::Oa, "oa-b")])
+        .await
+        .expect("oa-a and oa-b are still unbound");
+}
+
+async fn cached_binding_needs_no_io(db: Db) {
+    let svc = db.service().await;
+    svc.bind("u1", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("bind");
+
+    // Take the store away: cached bindings still answer, anything else is retryable.
+    db.exec("ALTER TABLE identity_events RENAME TO gone").await;
+    svc.bind("u1", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("cached binding answered without the store");
+    expect_conflict(
+        svc.bind("u2", &[(OpenidKind::Oa, "oa-1")]).await,
+        OpenidKind::Oa,
+        "oa-1",
+        "u1",
+        "u2",
+    );
+    let err = svc
+        .bind("u1", &[(OpenidKind::Mp, "mp-new")])
+        .await
+        .expect_err("uncached openid needs the store");
+    assert!(
+        matches!(err, IdentityError::Unavailable(_)) && err.is_retryable(),
+        "{err:?}"
+    );
+}
+
+async fn concurrent_binds_exactly_one_wins(db: Db) {
+    let left = db.service().await;
+    let right = db.service().await;
+    for round in 0..8 {
+        let openid = format!("racy-{round}");
+        let barrier = Arc::new(Barrier::new(2));
+        let race = |svc: IdentityService, unionid: &'static str| {
+            let (barrier, openid) = (barrier.clone(), openid.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                svc.bind(unionid, &[(OpenidKind::Mp, &openid)]).await
+            })
+        };
+        let a = race(left.clone(), "ua");
+        let b = race(right.clone(), "ub");
+        let (a, b) = (a.await.expect("task a"), b.await.expect("task b"));
+
+        let winner = match (&a, &b) {
+            (Ok(()), Err(_)) => "ua",
+            (Err(_), Ok(())) => "ub",
+            other => panic!("round {round}: expected exactly one winner, got {other:?}"),
+        };
+        let (loser_result, loser) = if winner == "ua" { (b, "ub") } else { (a, "ua") };
+        expect_conflict(loser_result, OpenidKind::Mp, &openid, winner, loser);
+
+        let fresh = db.service().await;
+        fresh
+            .bind(winner, &[(OpenidKind::Mp, &openid)])
+            .await
+            .expect("the winner's binding is the stored one");
+        assert_eq!(
+            left.cached(OpenidKind::Mp, &openid).as_deref(),
+            Some(winner)
+        );
+        assert_eq!(
+            right.cached(OpenidKind::Mp, &openid).as_deref(),
+            Some(winner)
+        );
+    }
+}
