@@ -1,1 +1,56 @@
+//! The read models of liandong. Each projection is a fold of the event log into tables of the
+//! read store: its pure logic and its SQL (for PostgreSQL and for the embedded SQLite store)
+//! live side by side here; the projector runtime (`liandong-projector`) feeds it batches and
+//! moves the log positions in the same transaction.
 
+pub mod core;
+pub mod member_profile;
+
+use async_trait::async_trait;
+use liandong_event::Event;
+use liandong_store::{Dialect, ReadStore, StoreError};
+use sqlx::migrate::Migrator;
+
+pub use crate::core::CoreProjection;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Creates or upgrades every read model's tables, and the runtime's bookkeeping.
+pub async fn migrate(store: &ReadStore) -> Result<(), StoreError> {
+    store.init().await?;
+    match store {
+        ReadStore::Postgres(p) => PG_MIGRATIONS.run(p).await?,
+        ReadStore::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+    }
+    Ok(())
+}
+
+/// An open read-store transaction, of either dialect.
+pub enum Tx<'a> {
+    Postgres(&'a mut sqlx::PgConnection),
+    Sqlite(&'a mut sqlx::SqliteConnection),
+}
+
+impl Tx<'_> {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+}
+
+/// A read model maintained from the log.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name; the consumer group and the stored positions are keyed by it.
+    fn name(&self) -> &'static str;
+    /// Bumping the version rebuilds the projection from the start of the log.
+    fn version(&self) -> i32;
+    /// The tables it owns, emptied before a rebuild (in an order foreign keys allow).
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies a batch of events inside the runtime's transaction. The batch may hold events
+    /// already applied (a redelivery) and events in any order; the result must be the same.
+    async fn apply(&self, tx: Tx<'_>, events: &[Event]) -> Result<(), StoreError>;
+}

@@ -114,7 +114,11 @@ impl EventLog for EmbeddedLog {
         Ok(vec![(0, to_offset(end))])
     }
 
-    async fn consumer(&self, _group: &str, stream: Stream) -> Result<Box<dyn LogConsumer>, LogError> {
+    async fn consumer(
+        &self,
+        _group: &str,
+        stream: Stream,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
         let part = Arc::clone(self.partition(stream));
         let end_rx = part.end_tx.subscribe();
         Ok(Box::new(EmbeddedConsumer {
@@ -277,9 +281,9 @@ impl Partition {
             (first, avail[..n].to_vec(), span_end)
         };
         let mut buf = vec![0; (span_end - first) as usize];
-        self.file.read_exact_at(&mut buf, first).map_err(|e| {
-            LogError::Fatal(format!("read of {} failed: {e}", self.path.display()))
-        })?;
+        self.file
+            .read_exact_at(&mut buf, first)
+            .map_err(|e| LogError::Fatal(format!("read of {} failed: {e}", self.path.display())))?;
         let corrupt = |offset: u64, why: &dyn std::fmt::Display| {
             LogError::Fatal(format!(
                 "record {offset} of {} is corrupt: {why}",
@@ -345,9 +349,18 @@ fn scan(file: &File, len: u64) -> io::Result<(Vec<u64>, ScanEnd)> {
 /// Handles an invalid frame at `bad_at`. Since each append is one frame written after the previous
 /// one was fsynced, a crash can only damage the last frame: if no valid frame follows, the tail is
 /// an unacknowledged write and is cut off; otherwise acknowledged data is damaged and we stop.
-fn recover_tail(path: &Path, file: &File, len: u64, bad_at: u64, why: &FrameError) -> Result<(), LogError> {
+fn recover_tail(
+    path: &Path,
+    file: &File,
+    len: u64,
+    bad_at: u64,
+    why: &FrameError,
+) -> Result<(), LogError> {
     let fatal = |e: io::Error| {
-        LogError::Fatal(format!("embedded log file {}: recovery failed: {e}", path.display()))
+        LogError::Fatal(format!(
+            "embedded log file {}: recovery failed: {e}",
+            path.display()
+        ))
     };
     if let Some(valid_at) = find_valid_frame(file, bad_at + 1, len).map_err(fatal)? {
         return Err(LogError::Fatal(format!(

@@ -11,7 +11,9 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -97,7 +99,10 @@ impl KafkaConfig {
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
         self.client_config(
-            &[("isolation.level", "read_committed"), ("allow.auto.create.topics", "false")],
+            &[
+                ("isolation.level", "read_committed"),
+                ("allow.auto.create.topics", "false"),
+            ],
             &[
                 ("group.id", group),
                 ("enable.auto.commit", "false"),
@@ -109,7 +114,11 @@ impl KafkaConfig {
     }
 
     fn validate(&self) -> Result<(), LogError> {
-        let bad = |why: String| Err(LogError::Fatal(format!("invalid kafka configuration: {why}")));
+        let bad = |why: String| {
+            Err(LogError::Fatal(format!(
+                "invalid kafka configuration: {why}"
+            )))
+        };
         if self.brokers.trim().is_empty() {
             return bad("no brokers given".into());
         }
@@ -117,7 +126,10 @@ impl KafkaConfig {
             return bad("empty topic prefix".into());
         }
         if self.partitions < 1 {
-            return bad(format!("partitions must be at least 1, got {}", self.partitions));
+            return bad(format!(
+                "partitions must be at least 1, got {}",
+                self.partitions
+            ));
         }
         if self.replication_factor < 1 && self.replication_factor != -1 {
             return bad(format!(
@@ -135,7 +147,10 @@ struct TracingContext;
 
 fn log_rdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
             error!(target: "librdkafka", facility = fac, "{message}")
         }
         RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility = fac, "{message}"),
@@ -157,13 +172,13 @@ impl ClientContext for TracingContext {
     }
 }
 
-type Producer_ = FutureProducer<TracingContext>;
+type KafkaProducer = FutureProducer<TracingContext>;
 
 /// The Kafka event log. Cheap to share: [`KafkaLog::connect`] returns it in an `Arc`.
 pub struct KafkaLog {
     cfg: KafkaConfig,
     /// Replaced when librdkafka reports a fatal producer error (the handle is unusable afterwards).
-    producer: RwLock<Arc<Producer_>>,
+    producer: RwLock<Arc<KafkaProducer>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -207,13 +222,13 @@ impl KafkaLog {
         }))
     }
 
-    fn producer(&self) -> Arc<Producer_> {
+    fn producer(&self) -> Arc<KafkaProducer> {
         Arc::clone(&self.producer.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Maps a produce error; a fatal producer error also swaps in a fresh producer so the
     /// caller's retry can succeed instead of the process needing a restart.
-    fn produce_error(&self, used: &Arc<Producer_>, err: &KafkaError) -> LogError {
+    fn produce_error(&self, used: &Arc<KafkaProducer>, err: &KafkaError) -> LogError {
         match err.rdkafka_error_code() {
             Some(RDKafkaErrorCode::Fatal) => {
                 let detail = used
@@ -224,15 +239,23 @@ impl KafkaLog {
                 let mut current = self.producer.write().unwrap_or_else(|p| p.into_inner());
                 if !Arc::ptr_eq(&current, used) {
                     // Another append already replaced it.
-                    return LogError::unavailable(format!("producer failed: {detail}"), RETRY_QUEUE_FULL);
+                    return LogError::unavailable(
+                        format!("producer failed: {detail}"),
+                        RETRY_QUEUE_FULL,
+                    );
                 }
                 match new_producer(&self.cfg) {
                     Ok(fresh) => {
                         error!(%detail, "kafka producer hit a fatal error; replaced it");
                         *current = Arc::new(fresh);
-                        LogError::unavailable(format!("producer failed: {detail}"), RETRY_QUEUE_FULL)
+                        LogError::unavailable(
+                            format!("producer failed: {detail}"),
+                            RETRY_QUEUE_FULL,
+                        )
                     }
-                    Err(e) => LogError::Fatal(format!("producer failed ({detail}) and could not be recreated: {e}")),
+                    Err(e) => LogError::Fatal(format!(
+                        "producer failed ({detail}) and could not be recreated: {e}"
+                    )),
                 }
             }
             _ => classify("produce", err),
@@ -240,7 +263,7 @@ impl KafkaLog {
     }
 }
 
-fn new_producer(cfg: &KafkaConfig) -> Result<Producer_, LogError> {
+fn new_producer(cfg: &KafkaConfig) -> Result<KafkaProducer, LogError> {
     cfg.producer_config()
         .create_with_context(TracingContext)
         .map_err(|e| LogError::Fatal(format!("cannot create kafka producer: {e}")))
@@ -254,20 +277,31 @@ async fn create_topics(cfg: &KafkaConfig) -> Result<(), LogError> {
     let names = [cfg.topic(Stream::Events), cfg.topic(Stream::DeadLetter)];
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                cfg.partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            )
+        })
         .collect();
     let opts = AdminOptions::new()
         .operation_timeout(Some(ADMIN_TIMEOUT))
         .request_timeout(Some(ADMIN_TIMEOUT));
     // librdkafka enforces the request timeout itself; the outer one only guards against a lost reply.
-    let results = tokio::time::timeout(ADMIN_TIMEOUT + Duration::from_secs(5), admin.create_topics(&topics, &opts))
-        .await
-        .map_err(|_| LogError::unavailable("timed out creating kafka topics", RETRY_BROKER))?
-        .map_err(|e| classify("create topics", &e))?;
+    let results = tokio::time::timeout(
+        ADMIN_TIMEOUT + Duration::from_secs(5),
+        admin.create_topics(&topics, &opts),
+    )
+    .await
+    .map_err(|_| LogError::unavailable("timed out creating kafka topics", RETRY_BROKER))?
+    .map_err(|e| classify("create topics", &e))?;
     for result in results {
         match result {
             Ok(name) => info!(topic = name, "created kafka topic"),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => debug!(topic = name, "kafka topic exists"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                debug!(topic = name, "kafka topic exists")
+            }
             Err((name, code)) => {
                 let why = format!("cannot create kafka topic {name}: {code}");
                 return Err(if is_permanent(code) {
@@ -283,7 +317,11 @@ async fn create_topics(cfg: &KafkaConfig) -> Result<(), LogError> {
 
 /// Partition ids of `topic` (blocking). With `wait_for_creation`, an unknown topic is retried for a
 /// while, since a just-created topic takes a moment to appear in every broker's metadata.
-fn partitions_of(producer: &Producer_, topic: &str, wait_for_creation: bool) -> Result<Vec<i32>, LogError> {
+fn partitions_of(
+    producer: &KafkaProducer,
+    topic: &str,
+    wait_for_creation: bool,
+) -> Result<Vec<i32>, LogError> {
     let deadline = std::time::Instant::now() + TOPIC_PROPAGATION_TIMEOUT;
     loop {
         let metadata = producer
@@ -359,7 +397,9 @@ fn classify(during: &str, err: &KafkaError) -> LogError {
         Some(_) => LogError::unavailable(reason, RETRY_BROKER),
         // No error code: a client-side problem such as an invalid string in the configuration.
         None => match err {
-            KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..) | KafkaError::Nul(_) => LogError::Fatal(reason),
+            KafkaError::ClientCreation(_) | KafkaError::ClientConfig(..) | KafkaError::Nul(_) => {
+                LogError::Fatal(reason)
+            }
             _ => LogError::unavailable(reason, RETRY_BROKER),
         },
     }
@@ -379,7 +419,9 @@ impl EventLog for KafkaLog {
                 key: EVENT_ID_HEADER,
                 value: Some(r.event_id.as_bytes()),
             });
-            let mut record = FutureRecord::to(&topic).payload(r.payload.as_slice()).headers(headers);
+            let mut record = FutureRecord::to(&topic)
+                .payload(r.payload.as_slice())
+                .headers(headers);
             // No key lets the partitioner spread records instead of piling them on one partition.
             if !r.key.is_empty() {
                 record = record.key(r.key.as_bytes());
@@ -396,7 +438,9 @@ impl EventLog for KafkaLog {
             let err = match result {
                 Ok(Ok(_)) => continue,
                 Ok(Err((e, _))) => self.produce_error(&producer, &e),
-                Err(_canceled) => LogError::Fatal("kafka producer shut down before delivery".into()),
+                Err(_canceled) => {
+                    LogError::Fatal("kafka producer shut down before delivery".into())
+                }
             };
             // Report a permanent failure over a transient one, or the caller would retry forever.
             if failure.as_ref().is_none_or(LogError::is_retryable) {
@@ -424,9 +468,15 @@ impl EventLog for KafkaLog {
         .await
     }
 
-    async fn consumer(&self, group: &str, stream: Stream) -> Result<Box<dyn LogConsumer>, LogError> {
+    async fn consumer(
+        &self,
+        group: &str,
+        stream: Stream,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
         if group.is_empty() {
-            return Err(LogError::Fatal("kafka consumer group must not be empty".into()));
+            return Err(LogError::Fatal(
+                "kafka consumer group must not be empty".into(),
+            ));
         }
         let topic = self.cfg.topic(stream);
         let consumer: StreamConsumer<GroupContext> = self
@@ -471,13 +521,22 @@ impl ConsumerContext for GroupContext {
             // group's committed offsets, so the projector must re-seek even if it got the same set.
             Rebalance::Assign(tpl) | Rebalance::Revoke(tpl) => {
                 let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-                debug!(generation, partitions = tpl.count(), assign = matches!(rebalance, Rebalance::Assign(_)), "kafka rebalance");
+                debug!(
+                    generation,
+                    partitions = tpl.count(),
+                    assign = matches!(rebalance, Rebalance::Assign(_)),
+                    "kafka rebalance"
+                );
             }
             Rebalance::Error(e) => warn!(error = %e, "kafka rebalance failed"),
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
         if let Err(e) = result {
             // Only a hint: the projector's database is authoritative, so this merely delays resume.
             warn!(error = %e, "kafka offset commit failed");
@@ -504,7 +563,11 @@ fn delivered(msg: &BorrowedMessage<'_>) -> Delivered {
         None => String::new(),
         Some(Ok(s)) => s.to_owned(),
         Some(Err(_)) => {
-            warn!(partition = msg.partition(), offset = msg.offset(), "record {what} is not UTF-8; replaced invalid bytes");
+            warn!(
+                partition = msg.partition(),
+                offset = msg.offset(),
+                "record {what} is not UTF-8; replaced invalid bytes"
+            );
             String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned()
         }
     };
@@ -514,7 +577,11 @@ fn delivered(msg: &BorrowedMessage<'_>) -> Delivered {
         .and_then(|h| h.value);
     if event_id.is_none() {
         // Written by some other producer; deliver it so the projector can dead-letter it.
-        warn!(partition = msg.partition(), offset = msg.offset(), "record has no event_id header");
+        warn!(
+            partition = msg.partition(),
+            offset = msg.offset(),
+            "record has no event_id header"
+        );
     }
     Delivered {
         partition: msg.partition(),
@@ -569,7 +636,9 @@ impl LogConsumer for KafkaConsumer {
 
     async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), LogError> {
         if offset < 0 {
-            return Err(LogError::Fatal(format!("cannot seek partition {partition} to negative offset {offset}")));
+            return Err(LogError::Fatal(format!(
+                "cannot seek partition {partition} to negative offset {offset}"
+            )));
         }
         let consumer = Arc::clone(self.handle()?);
         let topic = self.topic.clone();
@@ -582,7 +651,10 @@ impl LogConsumer for KafkaConsumer {
             if !assigned {
                 // Nothing of it is delivered here; a later assignment changes the generation
                 // and the projector seeks again.
-                debug!(partition, offset, "seek of a partition not assigned to this consumer ignored");
+                debug!(
+                    partition,
+                    offset, "seek of a partition not assigned to this consumer ignored"
+                );
                 return Ok(());
             }
             // librdkafka discards already-fetched records of the partition on seek.
@@ -606,7 +678,8 @@ impl LogConsumer for KafkaConsumer {
         }
         let mut tpl = TopicPartitionList::with_capacity(positions.len());
         for &(partition, offset) in positions {
-            if let Err(e) = tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset)) {
+            if let Err(e) = tpl.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+            {
                 warn!(partition, offset, error = %e, "invalid offset in commit hint ignored");
                 return;
             }
@@ -620,7 +693,9 @@ impl LogConsumer for KafkaConsumer {
 
 impl Drop for KafkaConsumer {
     fn drop(&mut self) {
-        let Some(consumer) = self.consumer.take() else { return };
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
         // Closing waits for outstanding commits and for leaving the group, i.e. for the broker;
         // keep that off the async worker threads.
         match tokio::runtime::Handle::try_current() {

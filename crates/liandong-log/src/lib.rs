@@ -90,7 +90,8 @@ pub trait EventLog: Send + Sync + 'static {
     async fn end_offsets(&self, stream: Stream) -> Result<Vec<(i32, i64)>, LogError>;
 
     /// A consumer of `stream` in consumer group `group` (Kafka consumer group; embedded: ignored, one reader).
-    async fn consumer(&self, group: &str, stream: Stream) -> Result<Box<dyn LogConsumer>, LogError>;
+    async fn consumer(&self, group: &str, stream: Stream)
+        -> Result<Box<dyn LogConsumer>, LogError>;
 
     /// Human name for logs/status: "kafka" or "embedded".
     fn kind(&self) -> &'static str;

@@ -43,7 +43,9 @@ fn kafka_broker() -> Option<String> {
     match std::env::var("LIANDONG_TEST_KAFKA") {
         Ok(b) if !b.is_empty() => Some(b),
         _ if std::env::var_os("CI").is_some() => {
-            panic!("LIANDONG_TEST_KAFKA must name a Kafka-protocol broker (host:port) when CI is set")
+            panic!(
+                "LIANDONG_TEST_KAFKA must name a Kafka-protocol broker (host:port) when CI is set"
+            )
         }
         _ => {
             eprintln!("SKIP: kafka contract test (set LIANDONG_TEST_KAFKA=host:port to run it)");
@@ -130,8 +132,13 @@ fn event_ids(delivered: &[Delivered]) -> BTreeSet<String> {
 
 async fn append_then_consume_roundtrip(log: Arc<dyn EventLog>) {
     let sent = records("rt", &["alice", "bob", "carol", "dave", "", "ключ"], 30);
-    log.append(Stream::Events, sent.clone()).await.expect("append");
-    let mut consumer = log.consumer("rt-group", Stream::Events).await.expect("consumer");
+    log.append(Stream::Events, sent.clone())
+        .await
+        .expect("append");
+    let mut consumer = log
+        .consumer("rt-group", Stream::Events)
+        .await
+        .expect("consumer");
     let got = receive_exactly(consumer.as_mut(), sent.len()).await;
 
     let mut expected: Vec<_> = sent
@@ -163,7 +170,11 @@ async fn append_then_consume_roundtrip(log: Arc<dyn EventLog>) {
             );
         }
     }
-    assert_ne!(consumer.generation(), 0, "a consumer that received records has an assignment");
+    assert_ne!(
+        consumer.generation(),
+        0,
+        "a consumer that received records has an assignment"
+    );
 }
 
 async fn same_key_same_partition(log: Arc<dyn EventLog>) {
@@ -173,7 +184,10 @@ async fn same_key_same_partition(log: Arc<dyn EventLog>) {
             .await
             .expect("append");
     }
-    let mut consumer = log.consumer("sk-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("sk-group", Stream::Events)
+        .await
+        .expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 42).await;
     let mut partition_of: BTreeMap<&str, i32> = BTreeMap::new();
     for d in &got {
@@ -185,21 +199,34 @@ async fn same_key_same_partition(log: Arc<dyn EventLog>) {
 async fn end_offsets_match_consumed(log: Arc<dyn EventLog>) {
     let before = log.end_offsets(Stream::Events).await.expect("end offsets");
     assert!(!before.is_empty(), "a stream has at least one partition");
-    assert!(before.iter().all(|&(_, end)| end == 0), "fresh stream is empty: {before:?}");
+    assert!(
+        before.iter().all(|&(_, end)| end == 0),
+        "fresh stream is empty: {before:?}"
+    );
 
     log.append(Stream::Events, records("eo", &["x", "y", "z", "w"], 17))
         .await
         .expect("append");
     let ends = log.end_offsets(Stream::Events).await.expect("end offsets");
     let partitions: BTreeSet<i32> = ends.iter().map(|&(p, _)| p).collect();
-    assert_eq!(partitions.len(), ends.len(), "partitions listed once: {ends:?}");
+    assert_eq!(
+        partitions.len(),
+        ends.len(),
+        "partitions listed once: {ends:?}"
+    );
     assert_eq!(ends.iter().map(|&(_, e)| e).sum::<i64>(), 17);
 
-    let mut consumer = log.consumer("eo-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("eo-group", Stream::Events)
+        .await
+        .expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 17).await;
     let consumed = by_partition(&got);
     for (partition, end) in ends {
-        let records = consumed.get(&partition).map(Vec::as_slice).unwrap_or_default();
+        let records = consumed
+            .get(&partition)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         assert_eq!(records.len() as i64, end, "partition {partition}");
         if let Some(last) = records.last() {
             assert_eq!(last.offset + 1, end, "end is one past the last offset");
@@ -212,30 +239,55 @@ async fn seek_backwards_and_forwards(log: Arc<dyn EventLog>) {
     log.append(Stream::Events, records("sk", &["single"], 10))
         .await
         .expect("append");
-    let mut consumer = log.consumer("seek-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("seek-group", Stream::Events)
+        .await
+        .expect("consumer");
     // Take one record: the rest of the partition may well be prefetched by now.
     let first = receive(consumer.as_mut(), 1).await;
     let partition = first[0].partition;
     let base = first[0].offset;
 
-    consumer.seek(partition, base + 7).await.expect("seek forwards");
+    consumer
+        .seek(partition, base + 7)
+        .await
+        .expect("seek forwards");
     let got = receive_exactly(consumer.as_mut(), 3).await;
     let offsets: Vec<i64> = got.iter().map(|d| d.offset).collect();
-    assert_eq!(offsets, vec![base + 7, base + 8, base + 9], "seek forwards skips");
+    assert_eq!(
+        offsets,
+        vec![base + 7, base + 8, base + 9],
+        "seek forwards skips"
+    );
     assert_eq!(got[0].event_id, "sk-7");
 
-    consumer.seek(partition, base + 2).await.expect("seek backwards");
+    consumer
+        .seek(partition, base + 2)
+        .await
+        .expect("seek backwards");
     let got = receive_exactly(consumer.as_mut(), 8).await;
     let offsets: Vec<i64> = got.iter().map(|d| d.offset).collect();
-    assert_eq!(offsets, (base + 2..base + 10).collect::<Vec<_>>(), "seek backwards re-delivers");
+    assert_eq!(
+        offsets,
+        (base + 2..base + 10).collect::<Vec<_>>(),
+        "seek backwards re-delivers"
+    );
     assert_eq!(got[0].event_id, "sk-2");
 }
 
 async fn two_groups_each_see_everything(log: Arc<dyn EventLog>) {
     let sent = records("tg", &["a", "b", "c"], 12);
-    log.append(Stream::Events, sent.clone()).await.expect("append");
-    let mut one = log.consumer("group-one", Stream::Events).await.expect("consumer");
-    let mut two = log.consumer("group-two", Stream::Events).await.expect("consumer");
+    log.append(Stream::Events, sent.clone())
+        .await
+        .expect("append");
+    let mut one = log
+        .consumer("group-one", Stream::Events)
+        .await
+        .expect("consumer");
+    let mut two = log
+        .consumer("group-two", Stream::Events)
+        .await
+        .expect("consumer");
     let (got_one, got_two) = tokio::join!(
         receive_exactly(one.as_mut(), sent.len()),
         receive_exactly(two.as_mut(), sent.len())
@@ -249,7 +301,10 @@ async fn consumer_sees_records_appended_before_and_after_it(log: Arc<dyn EventLo
     log.append(Stream::Events, records("early", &["a", "b"], 5))
         .await
         .expect("append");
-    let mut consumer = log.consumer("late-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("late-group", Stream::Events)
+        .await
+        .expect("consumer");
     let early = receive(consumer.as_mut(), 5).await;
     assert_eq!(early.len(), 5);
 
@@ -283,24 +338,46 @@ async fn dead_letter_is_separate(log: Arc<dyn EventLog>) {
     log.append(Stream::DeadLetter, records("dl", &["a"], 2))
         .await
         .expect("append dead letters");
-    let mut events = log.consumer("dl-events", Stream::Events).await.expect("consumer");
-    let mut dead = log.consumer("dl-dead", Stream::DeadLetter).await.expect("consumer");
+    let mut events = log
+        .consumer("dl-events", Stream::Events)
+        .await
+        .expect("consumer");
+    let mut dead = log
+        .consumer("dl-dead", Stream::DeadLetter)
+        .await
+        .expect("consumer");
     let got_events = receive_exactly(events.as_mut(), 4).await;
     let got_dead = receive_exactly(dead.as_mut(), 2).await;
     assert!(got_events.iter().all(|d| d.event_id.starts_with("ev-")));
     assert!(got_dead.iter().all(|d| d.event_id.starts_with("dl-")));
     let total = |ends: Vec<(i32, i64)>| ends.iter().map(|&(_, e)| e).sum::<i64>();
-    assert_eq!(total(log.end_offsets(Stream::Events).await.expect("ends")), 4);
-    assert_eq!(total(log.end_offsets(Stream::DeadLetter).await.expect("ends")), 2);
+    assert_eq!(
+        total(log.end_offsets(Stream::Events).await.expect("ends")),
+        4
+    );
+    assert_eq!(
+        total(log.end_offsets(Stream::DeadLetter).await.expect("ends")),
+        2
+    );
 }
 
 async fn empty_append_is_ok(log: Arc<dyn EventLog>) {
-    log.append(Stream::Events, Vec::new()).await.expect("empty append");
-    log.append(Stream::DeadLetter, Vec::new()).await.expect("empty append");
+    log.append(Stream::Events, Vec::new())
+        .await
+        .expect("empty append");
+    log.append(Stream::DeadLetter, Vec::new())
+        .await
+        .expect("empty append");
     let ends = log.end_offsets(Stream::Events).await.expect("end offsets");
     assert!(ends.iter().all(|&(_, e)| e == 0), "{ends:?}");
-    let mut consumer = log.consumer("empty-group", Stream::Events).await.expect("consumer");
-    let got = consumer.poll(10, Duration::from_millis(300)).await.expect("poll");
+    let mut consumer = log
+        .consumer("empty-group", Stream::Events)
+        .await
+        .expect("consumer");
+    let got = consumer
+        .poll(10, Duration::from_millis(300))
+        .await
+        .expect("poll");
     assert!(got.is_empty());
 }
 
@@ -309,22 +386,31 @@ async fn concurrent_appends_all_land(log: Arc<dyn EventLog>) {
         .map(|t| {
             let log = Arc::clone(&log);
             tokio::spawn(async move {
-                log.append(Stream::Events, records(&format!("c{t}"), &["p", "q", "r"], 5))
-                    .await
-                    .expect("append");
+                log.append(
+                    Stream::Events,
+                    records(&format!("c{t}"), &["p", "q", "r"], 5),
+                )
+                .await
+                .expect("append");
             })
         })
         .collect();
     for t in tasks {
         t.await.expect("append task");
     }
-    let mut consumer = log.consumer("conc-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("conc-group", Stream::Events)
+        .await
+        .expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 40).await;
     assert_eq!(event_ids(&got).len(), 40);
     for (partition, records) in by_partition(&got) {
         let offsets: Vec<i64> = records.iter().map(|d| d.offset).collect();
         let expected: Vec<i64> = (0..records.len() as i64).collect();
-        assert_eq!(offsets, expected, "partition {partition} has gaps or duplicates");
+        assert_eq!(
+            offsets, expected,
+            "partition {partition} has gaps or duplicates"
+        );
     }
 }
 
@@ -374,7 +460,10 @@ async fn kafka_restarted_consumer_resumes_at_committed_offsets() {
         .await
         .expect("append");
     {
-        let mut consumer = log.consumer("resume-group", Stream::Events).await.expect("consumer");
+        let mut consumer = log
+            .consumer("resume-group", Stream::Events)
+            .await
+            .expect("consumer");
         let got = receive_exactly(consumer.as_mut(), 8).await;
         let positions: Vec<(i32, i64)> = by_partition(&got)
             .into_iter()
@@ -385,7 +474,10 @@ async fn kafka_restarted_consumer_resumes_at_committed_offsets() {
     log.append(Stream::Events, records("new", &["a", "b", "c", "d"], 4))
         .await
         .expect("append");
-    let mut consumer = log.consumer("resume-group", Stream::Events).await.expect("consumer");
+    let mut consumer = log
+        .consumer("resume-group", Stream::Events)
+        .await
+        .expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 4).await;
     assert!(
         got.iter().all(|d| d.event_id.starts_with("new-")),
@@ -405,19 +497,33 @@ async fn embedded_reopen_keeps_all_records() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let log = EmbeddedLog::open(dir.path()).expect("open");
-        log.append(Stream::Events, records("a", &["k"], 3)).await.expect("append");
-        log.append(Stream::Events, records("b", &["k"], 2)).await.expect("append");
-        log.append(Stream::DeadLetter, records("d", &["k"], 1)).await.expect("append");
+        log.append(Stream::Events, records("a", &["k"], 3))
+            .await
+            .expect("append");
+        log.append(Stream::Events, records("b", &["k"], 2))
+            .await
+            .expect("append");
+        log.append(Stream::DeadLetter, records("d", &["k"], 1))
+            .await
+            .expect("append");
     }
     let log = EmbeddedLog::open(dir.path()).expect("reopen");
-    assert_eq!(log.end_offsets(Stream::Events).await.expect("ends"), vec![(0, 5)]);
-    assert_eq!(log.end_offsets(Stream::DeadLetter).await.expect("ends"), vec![(0, 1)]);
+    assert_eq!(
+        log.end_offsets(Stream::Events).await.expect("ends"),
+        vec![(0, 5)]
+    );
+    assert_eq!(
+        log.end_offsets(Stream::DeadLetter).await.expect("ends"),
+        vec![(0, 1)]
+    );
     let mut consumer = log.consumer("g", Stream::Events).await.expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 5).await;
     let ids: Vec<&str> = got.iter().map(|d| d.event_id.as_str()).collect();
     assert_eq!(ids, ["a-0", "a-1", "a-2", "b-0", "b-1"]);
     // Appends continue after the reopened end.
-    log.append(Stream::Events, records("c", &["k"], 1)).await.expect("append");
+    log.append(Stream::Events, records("c", &["k"], 1))
+        .await
+        .expect("append");
     let next = receive_exactly(consumer.as_mut(), 1).await;
     assert_eq!((next[0].offset, next[0].event_id.as_str()), (5, "c-0"));
 }
@@ -428,7 +534,9 @@ async fn embedded_torn_tail_is_truncated_on_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let log = EmbeddedLog::open(dir.path()).expect("open");
-        log.append(Stream::Events, records("ok", &["k"], 4)).await.expect("append");
+        log.append(Stream::Events, records("ok", &["k"], 4))
+            .await
+            .expect("append");
     }
     let clean_len = std::fs::metadata(log_file(dir.path())).expect("stat").len();
     // A crash mid-append: garbage, then a frame whose length runs past the end of the file.
@@ -439,12 +547,21 @@ async fn embedded_torn_tail_is_truncated_on_reopen() {
             .open(log_file(dir.path()))
             .expect("open file");
         f.write_all(b"\x07\x00garbage from a crash").expect("write");
-        f.write_all(b"LDFr\xff\x00\x00\x00\x01\x02\x03\x04partial").expect("write");
+        f.write_all(b"LDFr\xff\x00\x00\x00\x01\x02\x03\x04partial")
+            .expect("write");
     }
     let log = EmbeddedLog::open(dir.path()).expect("reopen truncates the torn tail");
-    assert_eq!(std::fs::metadata(log_file(dir.path())).expect("stat").len(), clean_len);
-    assert_eq!(log.end_offsets(Stream::Events).await.expect("ends"), vec![(0, 4)]);
-    log.append(Stream::Events, records("after", &["k"], 1)).await.expect("append");
+    assert_eq!(
+        std::fs::metadata(log_file(dir.path())).expect("stat").len(),
+        clean_len
+    );
+    assert_eq!(
+        log.end_offsets(Stream::Events).await.expect("ends"),
+        vec![(0, 4)]
+    );
+    log.append(Stream::Events, records("after", &["k"], 1))
+        .await
+        .expect("append");
     let mut consumer = log.consumer("g", Stream::Events).await.expect("consumer");
     let got = receive_exactly(consumer.as_mut(), 5).await;
     let ids: Vec<&str> = got.iter().map(|d| d.event_id.as_str()).collect();
@@ -457,8 +574,12 @@ async fn embedded_corruption_before_valid_records_is_fatal() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
         let log = EmbeddedLog::open(dir.path()).expect("open");
-        log.append(Stream::Events, records("one", &["k"], 2)).await.expect("append");
-        log.append(Stream::Events, records("two", &["k"], 2)).await.expect("append");
+        log.append(Stream::Events, records("one", &["k"], 2))
+            .await
+            .expect("append");
+        log.append(Stream::Events, records("two", &["k"], 2))
+            .await
+            .expect("append");
     }
     // Flip a payload byte of the first batch: acknowledged records follow it, so silently
     // truncating would lose data.
@@ -471,7 +592,11 @@ async fn embedded_corruption_before_valid_records_is_fatal() {
         Err(LogError::Fatal(msg)) => assert!(msg.contains("corrupt"), "{msg}"),
         other => panic!("expected a fatal error, got {other:?}"),
     }
-    assert_eq!(std::fs::read(&path).expect("read"), bytes, "nothing was truncated");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "nothing was truncated"
+    );
 }
 
 #[tokio::test]
@@ -493,16 +618,28 @@ async fn embedded_rejects_foreign_files_and_bad_seeks() {
     init_tracing();
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(log_file(dir.path()), b"this is not a liandong log").expect("write");
-    assert!(matches!(EmbeddedLog::open(dir.path()), Err(LogError::Fatal(_))));
+    assert!(matches!(
+        EmbeddedLog::open(dir.path()),
+        Err(LogError::Fatal(_))
+    ));
 
     let dir = tempfile::tempdir().expect("temp dir");
     let log = EmbeddedLog::open(dir.path()).expect("open");
-    log.append(Stream::Events, records("s", &["k"], 2)).await.expect("append");
+    log.append(Stream::Events, records("s", &["k"], 2))
+        .await
+        .expect("append");
     let mut consumer = log.consumer("g", Stream::Events).await.expect("consumer");
     assert_eq!(consumer.generation(), 1);
-    assert!(consumer.seek(1, 0).await.is_err(), "only partition 0 exists");
+    assert!(
+        consumer.seek(1, 0).await.is_err(),
+        "only partition 0 exists"
+    );
     assert!(consumer.seek(0, 3).await.is_err(), "past the end");
     assert!(consumer.seek(0, -1).await.is_err(), "negative");
     consumer.seek(0, 2).await.expect("seek to the end");
-    assert!(consumer.poll(10, Duration::from_millis(50)).await.expect("poll").is_empty());
+    assert!(consumer
+        .poll(10, Duration::from_millis(50))
+        .await
+        .expect("poll")
+        .is_empty());
 }

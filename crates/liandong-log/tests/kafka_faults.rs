@@ -22,7 +22,12 @@ fn batch(n: usize) -> Vec<Record> {
 }
 
 /// A mock cluster with both topics, and a log connected to it with `extra` client options.
-async fn setup(extra: &[(&str, &str)]) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, std::sync::Arc<KafkaLog>) {
+async fn setup(
+    extra: &[(&str, &str)],
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    std::sync::Arc<KafkaLog>,
+) {
     let mock = MockCluster::new(1).expect("mock cluster");
     for stream in [Stream::Events, Stream::DeadLetter] {
         mock.create_topic(&format!("{PREFIX}.{}", stream.name()), 3, 1)
@@ -56,7 +61,9 @@ fn assert_retryable(result: Result<(), LogError>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_become_retryable_within_bounded_time() {
     let (mock, log) = setup(&[]).await;
-    log.append(Stream::Events, batch(3)).await.expect("healthy append");
+    log.append(Stream::Events, batch(3))
+        .await
+        .expect("healthy append");
 
     // Far more errors than librdkafka can retry through within message.timeout.ms.
     mock.request_errors(
@@ -64,28 +71,46 @@ async fn produce_errors_become_retryable_within_bounded_time() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 500],
     );
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(20), log.append(Stream::Events, batch(3)))
-        .await
-        .expect("append must not hang");
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        log.append(Stream::Events, batch(3)),
+    )
+    .await
+    .expect("append must not hang");
     assert_retryable(result);
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // Once the broker recovers, appends succeed again.
     mock.clear_request_errors(RDKafkaApiKey::Produce);
-    log.append(Stream::Events, batch(3)).await.expect("append after recovery");
+    log.append(Stream::Events, batch(3))
+        .await
+        .expect("append after recovery");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_down_becomes_retryable_within_bounded_time() {
     let (mock, log) = setup(&[]).await;
-    log.append(Stream::Events, batch(2)).await.expect("healthy append");
+    log.append(Stream::Events, batch(2))
+        .await
+        .expect("healthy append");
     mock.broker_down(1).expect("broker down");
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(20), log.append(Stream::Events, batch(2)))
-        .await
-        .expect("append must not hang");
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        log.append(Stream::Events, batch(2)),
+    )
+    .await
+    .expect("append must not hang");
     assert_retryable(result);
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
     mock.broker_up(1).expect("broker up");
 }
 
@@ -97,10 +122,16 @@ async fn full_producer_queue_fails_immediately() {
     let started = Instant::now();
     let result = log.append(Stream::Events, batch(10)).await;
     match &result {
-        Err(LogError::Unavailable { reason, .. }) => assert!(reason.to_lowercase().contains("queue"), "{reason}"),
+        Err(LogError::Unavailable { reason, .. }) => {
+            assert!(reason.to_lowercase().contains("queue"), "{reason}")
+        }
         other => panic!("expected LogError::Unavailable for a full queue, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,5 +168,8 @@ async fn unreachable_brokers_on_connect_are_retryable() {
         create_topics: false,
     })
     .await;
-    assert!(matches!(result, Err(ref e) if e.is_retryable()), "got {result:?}");
+    assert!(
+        matches!(result, Err(ref e) if e.is_retryable()),
+        "got {result:?}"
+    );
 }

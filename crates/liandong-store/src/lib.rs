@@ -1,1 +1,276 @@
+//! The read store: one PostgreSQL (production) or SQLite (embedded default) database reached
+//! through sqlx, and the bookkeeping every projector keeps in it — the next log offset of each
+//! partition and the version of each projection. Positions move only inside the transaction that
+//! applies the events before them, which is what makes the projectors' effects exactly-once.
 
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use sqlx;
+
+/// Errors of the read store. Every one is worth a retry except `Config`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("LIANDONG_DATABASE_URL: {0}")]
+    Config(String),
+    #[error("read store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("read store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another projector instance moved a position this one expected to move (a rebalance in
+    /// flight): the batch was rolled back and must be re-read from the stored positions.
+    #[error("projection {projection}: partition {partition} was advanced by another projector")]
+    PositionMoved { projection: String, partition: i32 },
+    /// A newer version of the projection runs elsewhere; this process must stop projecting it.
+    #[error("projection {projection}: version {mine} is superseded by version {stored}")]
+    Superseded {
+        projection: String,
+        mine: i32,
+        stored: i32,
+    },
+}
+
+/// Which database a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A connection pool to the read store.
+#[derive(Clone, Debug)]
+pub enum ReadStore {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl ReadStore {
+    /// Connects to `postgres://…` or `sqlite://…` (the SQLite file and its folder are created).
+    pub async fn connect(url: &str) -> Result<ReadStore, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("not a PostgreSQL URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Ok(ReadStore::Postgres(pool))
+        } else if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            // WAL lets the query API read while a projector writes; NORMAL synchronous is safe
+            // in WAL mode (a crash loses at most the last transactions, never consistency), and
+            // the log, not this store, is the durable record.
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("not an SQLite URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts)
+                .await?;
+            Ok(ReadStore::Sqlite(pool))
+        } else {
+            Err(StoreError::Config(format!(
+                "expected a postgres:// or sqlite:// URL, got {url:?}"
+            )))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            ReadStore::Postgres(_) => Dialect::Postgres,
+            ReadStore::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Creates the bookkeeping tables when missing.
+    pub async fn init(&self) -> Result<(), StoreError> {
+        const DDL: [&str; 2] = [
+            "CREATE TABLE IF NOT EXISTS liandong_projections (
+                projection TEXT PRIMARY KEY,
+                version INTEGER NOT NULL
+            )",
+            "CREATE TABLE IF NOT EXISTS liandong_positions (
+                projection TEXT NOT NULL,
+                partition INTEGER NOT NULL,
+                next_offset BIGINT NOT NULL,
+                PRIMARY KEY (projection, partition)
+            )",
+        ];
+        for ddl in DDL {
+            match self {
+                ReadStore::Postgres(p) => sqlx::query(ddl).execute(p).await.map(drop)?,
+                ReadStore::Sqlite(p) => sqlx::query(ddl).execute(p).await.map(drop)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored version of a projection, if it was ever projected.
+    pub async fn projection_version(&self, projection: &str) -> Result<Option<i32>, StoreError> {
+        const Q: &str = "SELECT version FROM liandong_projections WHERE projection = $1";
+        Ok(match self {
+            ReadStore::Postgres(p) => sqlx::query_scalar(Q).bind(projection).fetch_optional(p).await?,
+            ReadStore::Sqlite(p) => sqlx::query_scalar(Q).bind(projection).fetch_optional(p).await?,
+        })
+    }
+
+    /// The next offset to read of every partition a projection has positions for.
+    pub async fn positions(&self, projection: &str) -> Result<Vec<(i32, i64)>, StoreError> {
+        const Q: &str = "SELECT partition, next_offset FROM liandong_positions
+                         WHERE projection = $1 ORDER BY partition";
+        Ok(match self {
+            ReadStore::Postgres(p) => sqlx::query_as(Q).bind(projection).fetch_all(p).await?,
+            ReadStore::Sqlite(p) => sqlx::query_as(Q).bind(projection).fetch_all(p).await?,
+        })
+    }
+
+    /// The next offset to read of one partition (0 when none is stored).
+    pub async fn position(&self, projection: &str, partition: i32) -> Result<i64, StoreError> {
+        const Q: &str =
+            "SELECT next_offset FROM liandong_positions WHERE projection = $1 AND partition = $2";
+        let v: Option<i64> = match self {
+            ReadStore::Postgres(p) => {
+                sqlx::query_scalar(Q).bind(projection).bind(partition).fetch_optional(p).await?
+            }
+            ReadStore::Sqlite(p) => {
+                sqlx::query_scalar(Q).bind(projection).bind(partition).fetch_optional(p).await?
+            }
+        };
+        Ok(v.unwrap_or(0))
+    }
+}
+
+/// One partition's move within a batch: from the position the projector read to the one after
+/// the batch's last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    pub partition: i32,
+    pub from: i64,
+    pub to: i64,
+}
+
+macro_rules! bookkeeping {
+    ($conn:ty, $name:ident) => {
+        /// Inside the batch's transaction: checks that `version` is still the projection's
+        /// version and moves every partition from `from` to `to`, failing when another
+        /// projector moved it first (compare-and-set, so an older offset never overwrites a
+        /// newer one).
+        pub async fn $name(
+            conn: &mut $conn,
+            projection: &str,
+            version: i32,
+            advances: &[Advance],
+        ) -> Result<(), StoreError> {
+            let stored: Option<i32> =
+                sqlx::query_scalar("SELECT version FROM liandong_projections WHERE projection = $1")
+                    .bind(projection)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match stored {
+                Some(v) if v == version => {}
+                Some(v) => {
+                    return Err(StoreError::Superseded {
+                        projection: projection.to_owned(),
+                        mine: version,
+                        stored: v,
+                    })
+                }
+                None => {
+                    return Err(StoreError::Superseded {
+                        projection: projection.to_owned(),
+                        mine: version,
+                        stored: -1,
+                    })
+                }
+            }
+            for a in advances {
+                let moved = if a.from == 0 {
+                    // No row yet, or a row still at 0.
+                    sqlx::query(
+                        "INSERT INTO liandong_positions (projection, partition, next_offset)
+                         VALUES ($1, $2, $3)
+                         ON CONFLICT (projection, partition) DO UPDATE
+                         SET next_offset = excluded.next_offset
+                         WHERE liandong_positions.next_offset = 0",
+                    )
+                    .bind(projection)
+                    .bind(a.partition)
+                    .bind(a.to)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                } else {
+                    sqlx::query(
+                        "UPDATE liandong_positions SET next_offset = $4
+                         WHERE projection = $1 AND partition = $2 AND next_offset = $3",
+                    )
+                    .bind(projection)
+                    .bind(a.partition)
+                    .bind(a.from)
+                    .bind(a.to)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                };
+                if moved != 1 {
+                    return Err(StoreError::PositionMoved {
+                        projection: projection.to_owned(),
+                        partition: a.partition,
+                    });
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
+bookkeeping!(sqlx::PgConnection, advance_pg);
+bookkeeping!(sqlx::SqliteConnection, advance_sqlite);
+
+macro_rules! reset {
+    ($conn:ty, $name:ident) => {
+        /// Inside a transaction: empties a projection's tables, forgets its positions and
+        /// records `version`, so it is rebuilt from the start of the log.
+        pub async fn $name(
+            conn: &mut $conn,
+            projection: &str,
+            version: i32,
+            tables: &[&str],
+        ) -> Result<(), StoreError> {
+            for t in tables {
+                sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *conn).await?;
+            }
+            sqlx::query("DELETE FROM liandong_positions WHERE projection = $1")
+                .bind(projection)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO liandong_projections (projection, version) VALUES ($1, $2)
+                 ON CONFLICT (projection) DO UPDATE SET version = excluded.version",
+            )
+            .bind(projection)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+reset!(sqlx::PgConnection, reset_pg);
+reset!(sqlx::SqliteConnection, reset_sqlite);
