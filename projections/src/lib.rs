@@ -5,6 +5,7 @@
 
 pub mod core;
 pub mod member_profile;
+pub mod read;
 
 use async_trait::async_trait;
 use liandong_event::Event;

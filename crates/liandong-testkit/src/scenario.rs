@@ -1,0 +1,182 @@
+//! A deterministic generator of realistic tracking traffic for tests and benchmarks: members
+//! seen on the OA, the MP or both, openids whose unionid binding arrives late, visits from
+//! menus, articles, templates and other scenes, follows and unfollows, orders paid (some twice)
+//! and refunded. Every event it makes is valid; `invalid_events` makes ones that are not.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// What a scenario looks like.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub seed: u64,
+    pub members: usize,
+    pub events_per_member: usize,
+    /// The first day of the traffic (UTC midnight).
+    pub start: DateTime<Utc>,
+    pub days: i64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            seed: 7,
+            members: 40,
+            events_per_member: 12,
+            start: "2026-10-01T00:00:00Z".parse().expect("a valid time"),
+            days: 30,
+        }
+    }
+}
+
+const VIAS: [&str; 3] = ["mp_prompt", "qrcode", "search"];
+const SCENES: [i64; 5] = [1035, 1058, 1043, 1001, 1011];
+
+struct Member {
+    unionid: Option<String>,
+    oa: Option<String>,
+    mp: Option<String>,
+}
+
+fn id(rng: &mut StdRng, seed: u64) -> String {
+    // Deterministic UUIDs: the same shape makes the same event ids.
+    let mut b = [0u8; 16];
+    rng.fill(&mut b);
+    b[0] ^= seed as u8;
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
+/// Valid events, in `occurred_at` order, each carrying only what a real sender would know.
+pub fn events(shape: &Shape) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(shape.seed);
+    let mut out = Vec::new();
+    let span = (shape.days * 86_400).max(1);
+    for m in 0..shape.members {
+        let kind = rng.gen_range(0..10);
+        let member = Member {
+            unionid: (kind < 7).then(|| format!("u{}_{m}", shape.seed)),
+            oa: (kind < 7 || kind == 7).then(|| format!("oa{}_{m}", shape.seed)),
+            mp: (kind < 7 || kind >= 8).then(|| format!("mp{}_{m}", shape.seed)),
+        };
+        let mut times: Vec<i64> = (0..shape.events_per_member).map(|_| rng.gen_range(0..span)).collect();
+        times.sort_unstable();
+        let mut orders = 0;
+        for (i, t) in times.iter().enumerate() {
+            let at = shape.start + Duration::seconds(*t) + Duration::milliseconds(rng.gen_range(0..1000));
+            let at = at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+            let on_oa = member.oa.is_some() && (member.mp.is_none() || rng.gen_bool(0.4));
+            let mut user = serde_json::Map::new();
+            // Carry the unionid now and then (the MP login), else just the openid.
+            if let Some(u) = &member.unionid {
+                if rng.gen_bool(0.15) {
+                    user.insert("unionid".into(), json!(u));
+                }
+            }
+            if on_oa {
+                user.insert("oa_openid".into(), json!(member.oa));
+            } else {
+                user.insert("mp_openid".into(), json!(member.mp));
+            }
+            let (ty, props, extra): (&str, Value, Option<(&str, Value)>) = if on_oa {
+                match rng.gen_range(0..6) {
+                    0 => ("oa.menu.exposure", json!({"entry": "立即点餐", "experiment": "entry_name", "variant": if m % 2 == 0 {"control"} else {"b"}}), None),
+                    1 => ("oa.menu.click", json!({"entry": "立即点餐", "target": "pages/menu/index?from=menu&type=home"}), None),
+                    2 => ("oa.article.read", json!({"article_id": format!("a{}", rng.gen_range(1..5))}), None),
+                    3 => ("oa.follow", json!({"via": VIAS[rng.gen_range(0..VIAS.len())]}), None),
+                    4 => ("oa.unfollow", json!({}), None),
+                    _ => ("oa.template.click", json!({"template_id": "t1"}), None),
+                }
+            } else {
+                match rng.gen_range(0..10) {
+                    0..=2 => {
+                        let extra = match rng.gen_range(0..4) {
+                            0 => ("source", json!("from=menu&type=home")),
+                            1 => ("source", json!({"from": "article", "id": "123"})),
+                            2 => ("scene", json!(SCENES[rng.gen_range(0..SCENES.len())])),
+                            _ => ("scene", json!(1089)),
+                        };
+                        ("mp.visit", json!({"page": "pages/index/index"}), Some(extra))
+                    }
+                    3 => {
+                        orders += 1;
+                        ("order.placed", json!({"order_id": format!("o{}_{m}_{orders}", shape.seed), "amount_fen": 1800}), None)
+                    }
+                    4 => ("order.paid", json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 100 * rng.gen_range(1..50)}), None),
+                    5 => ("order.refunded", json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 50}), None),
+                    6 => ("coupon.claimed", json!({"coupon_id": "c1"}), None),
+                    7 => ("mp.follow_prompt.shown", json!({"placement": "order_done"}), None),
+                    8 => ("member.preferences_changed", json!({"activity_notifications": rng.gen_bool(0.5)}), None),
+                    _ => ("mp.page_view", json!({"page": "pages/menu/index"}), None),
+                }
+            };
+            let mut ev = json!({
+                "event_id": id(&mut rng, shape.seed),
+                "type": ty,
+                "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+                "user": user,
+                "props": props,
+            });
+            if let Some((k, v)) = extra {
+                ev[k] = v;
+            }
+            out.push(ev);
+            // The binding, once, at a random point in the member's life.
+            if i == shape.events_per_member / 2 {
+                if let Some(u) = &member.unionid {
+                    let mut user = json!({"unionid": u});
+                    if let Some(o) = &member.oa { user["oa_openid"] = json!(o); }
+                    if let Some(o) = &member.mp { user["mp_openid"] = json!(o); }
+                    out.push(json!({
+                        "event_id": id(&mut rng, shape.seed), "type": "member.identified",
+                        "occurred_at": at.to_rfc3339(), "user": user,
+                    }));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a["occurred_at"].as_str().cmp(&b["occurred_at"].as_str()));
+    out
+}
+
+/// The same events in a shuffled order, with some sent twice: what a real stream of retries,
+/// late mobile batches and imports looks like. Bindings (`member.identified`) go last, so
+/// every one of them is retroactive.
+pub fn shuffled_with_duplicates(events: &[Value], seed: u64, late_bindings: bool) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out: Vec<Value> = events.to_vec();
+    let dups: Vec<Value> = events.iter().filter(|_| rng.gen_bool(0.1)).cloned().collect();
+    out.extend(dups);
+    out.shuffle(&mut rng);
+    if late_bindings {
+        out.sort_by_key(|e| e["type"] == "member.identified");
+    }
+    out
+}
+
+/// Events that must be rejected, each with a fragment of the error it must get.
+pub fn invalid_events() -> Vec<(Value, &'static str)> {
+    let ok = || json!({"event_id": Uuid::new_v4().to_string(), "type": "order.paid",
+        "occurred_at": "2026-10-02T10:00:00+08:00", "user": {"mp_openid": "bad_1"},
+        "props": {"order_id": "x", "amount_fen": 100}});
+    let mut v = Vec::new();
+    let mut e = ok();
+    e["props"]["amount_fen"] = json!(-5);
+    v.push((e, "props.amount_fen: expected an integer >= 0, got -5"));
+    let mut e = ok();
+    e["type"] = json!("order.teleported");
+    v.push((e, "type: expected one of the catalogue"));
+    let mut e = ok();
+    e["user"] = json!({});
+    v.push((e, "user: expected at least one of"));
+    let mut e = ok();
+    e["occurred_at"] = json!("2099-01-01T00:00:00Z");
+    v.push((e, "occurred_at: expected a time at most 1 hour"));
+    let mut e = ok();
+    e["props"].as_object_mut().expect("an object").remove("order_id");
+    v.push((e, "props.order_id: required"));
+    v
+}
