@@ -172,8 +172,16 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
 
     // 4. Retroactive bindings: events stored under a bare openid that is now bound.
     if !newly_bound.is_empty() {
-        let oa: Vec<&str> = newly_bound.iter().filter(|(k, _)| k == "oa").map(|(_, o)| o.as_str()).collect();
-        let mp: Vec<&str> = newly_bound.iter().filter(|(k, _)| k == "mp").map(|(_, o)| o.as_str()).collect();
+        let oa: Vec<&str> = newly_bound
+            .iter()
+            .filter(|(k, _)| k == "oa")
+            .map(|(_, o)| o.as_str())
+            .collect();
+        let mp: Vec<&str> = newly_bound
+            .iter()
+            .filter(|(k, _)| k == "mp")
+            .map(|(_, o)| o.as_str())
+            .collect();
         let stale = db.events_to_rekey(&json(&oa), &json(&mp)).await?;
         let mut all_openids: BTreeSet<String> = BTreeSet::new();
         for (_, o, m, _) in &stale {
@@ -219,8 +227,11 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
         .collect::<Result<_, StoreError>>()?;
     let type_names: Vec<&str> = PROFILE_TYPES.iter().map(|t| t.as_str()).collect();
     let mut by_member: BTreeMap<String, Vec<ProfileEvent>> = BTreeMap::new();
-    for (key, event_id, ty, at, from, props) in db.profile_events(&keys, &json(&type_names)).await? {
-        let Ok(event_type) = ty.parse::<EventType>() else { continue };
+    for (key, event_id, ty, at, from, props) in db.profile_events(&keys, &json(&type_names)).await?
+    {
+        let Ok(event_type) = ty.parse::<EventType>() else {
+            continue;
+        };
         by_member.entry(key).or_default().push(ProfileEvent {
             event_id,
             event_type,
@@ -229,12 +240,20 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
             props: serde_json::from_str(&props).unwrap_or(Value::Null),
         });
     }
-    let unionids: Vec<&str> = touched.iter().filter(|k| !k.contains(':')).map(String::as_str).collect();
+    let unionids: Vec<&str> = touched
+        .iter()
+        .filter(|k| !k.contains(':'))
+        .map(String::as_str)
+        .collect();
     let mut identities: HashMap<String, Identity> = HashMap::new();
     if !unionids.is_empty() {
         for (kind, openid, unionid) in db.bindings_of_unionids(&json(&unionids)).await? {
             let id = identities.entry(unionid).or_default();
-            let slot = if kind == "oa" { &mut id.oa_openid } else { &mut id.mp_openid };
+            let slot = if kind == "oa" {
+                &mut id.oa_openid
+            } else {
+                &mut id.mp_openid
+            };
             // Deterministic when (against the invariant) two openids of a kind share a unionid.
             if slot.as_ref().is_none_or(|s| openid < *s) {
                 *slot = Some(openid);
@@ -318,9 +337,15 @@ trait CoreDb {
     /// Inserts bindings; returns (kind, openid) of those that were new.
     async fn insert_bindings(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// (kind, openid, unionid) of the given openids.
-    async fn bindings_of_openids(&mut self, openids: &str) -> Result<Vec<(String, String, String)>, StoreError>;
+    async fn bindings_of_openids(
+        &mut self,
+        openids: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// (kind, openid, unionid) bound to the given unionids.
-    async fn bindings_of_unionids(&mut self, unionids: &str) -> Result<Vec<(String, String, String)>, StoreError>;
+    async fn bindings_of_unionids(
+        &mut self,
+        unionids: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// Inserts events; returns the member keys of those that were new.
     async fn insert_events(&mut self, rows: &str) -> Result<Vec<String>, StoreError>;
     /// (event_id, oa_openid, mp_openid, member_key) of events under a bare openid key that
@@ -328,10 +353,15 @@ trait CoreDb {
     async fn events_to_rekey(&mut self, oa: &str, mp: &str) -> Result<Vec<StaleRow>, StoreError>;
     async fn rekey(&mut self, rows: &str) -> Result<(), StoreError>;
     /// (member_key, earliest, latest occurred_at) of the given members.
-    async fn seen_range(&mut self, keys: &str) -> Result<Vec<(String, String, String)>, StoreError>;
+    async fn seen_range(&mut self, keys: &str)
+        -> Result<Vec<(String, String, String)>, StoreError>;
     /// (member_key, event_id, type, occurred_at, source_from, props) of the given members'
     /// events of the given types.
-    async fn profile_events(&mut self, keys: &str, types: &str) -> Result<Vec<ProfileRow>, StoreError>;
+    async fn profile_events(
+        &mut self,
+        keys: &str,
+        types: &str,
+    ) -> Result<Vec<ProfileRow>, StoreError>;
     /// Replaces the profiles of `keys` by `rows` (a key without a row loses its profile).
     async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
 }
@@ -348,7 +378,6 @@ struct Sql {
     delete_profiles: &'static str,
     insert_profiles: &'static str,
 }
-
 
 const PG: Sql = Sql {
     insert_bindings: "INSERT INTO member_identity (kind, openid, unionid)
@@ -436,34 +465,83 @@ macro_rules! core_db {
     ($conn:ty, $sql:expr) => {
         #[async_trait]
         impl CoreDb for $conn {
-            async fn insert_bindings(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.insert_bindings).bind(rows).fetch_all(self).await?)
+            async fn insert_bindings(
+                &mut self,
+                rows: &str,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                Ok(sqlx::query_as($sql.insert_bindings)
+                    .bind(rows)
+                    .fetch_all(self)
+                    .await?)
             }
-            async fn bindings_of_openids(&mut self, openids: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.bindings_of_openids).bind(openids).fetch_all(self).await?)
+            async fn bindings_of_openids(
+                &mut self,
+                openids: &str,
+            ) -> Result<Vec<(String, String, String)>, StoreError> {
+                Ok(sqlx::query_as($sql.bindings_of_openids)
+                    .bind(openids)
+                    .fetch_all(self)
+                    .await?)
             }
-            async fn bindings_of_unionids(&mut self, unionids: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.bindings_of_unionids).bind(unionids).fetch_all(self).await?)
+            async fn bindings_of_unionids(
+                &mut self,
+                unionids: &str,
+            ) -> Result<Vec<(String, String, String)>, StoreError> {
+                Ok(sqlx::query_as($sql.bindings_of_unionids)
+                    .bind(unionids)
+                    .fetch_all(self)
+                    .await?)
             }
             async fn insert_events(&mut self, rows: &str) -> Result<Vec<String>, StoreError> {
-                Ok(sqlx::query_scalar($sql.insert_events).bind(rows).fetch_all(self).await?)
+                Ok(sqlx::query_scalar($sql.insert_events)
+                    .bind(rows)
+                    .fetch_all(self)
+                    .await?)
             }
-            async fn events_to_rekey(&mut self, oa: &str, mp: &str) -> Result<Vec<StaleRow>, StoreError> {
-                Ok(sqlx::query_as($sql.events_to_rekey).bind(oa).bind(mp).fetch_all(self).await?)
+            async fn events_to_rekey(
+                &mut self,
+                oa: &str,
+                mp: &str,
+            ) -> Result<Vec<StaleRow>, StoreError> {
+                Ok(sqlx::query_as($sql.events_to_rekey)
+                    .bind(oa)
+                    .bind(mp)
+                    .fetch_all(self)
+                    .await?)
             }
             async fn rekey(&mut self, rows: &str) -> Result<(), StoreError> {
                 sqlx::query($sql.rekey).bind(rows).execute(self).await?;
                 Ok(())
             }
-            async fn seen_range(&mut self, keys: &str) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.seen_range).bind(keys).fetch_all(self).await?)
+            async fn seen_range(
+                &mut self,
+                keys: &str,
+            ) -> Result<Vec<(String, String, String)>, StoreError> {
+                Ok(sqlx::query_as($sql.seen_range)
+                    .bind(keys)
+                    .fetch_all(self)
+                    .await?)
             }
-            async fn profile_events(&mut self, keys: &str, types: &str) -> Result<Vec<ProfileRow>, StoreError> {
-                Ok(sqlx::query_as($sql.profile_events).bind(keys).bind(types).fetch_all(self).await?)
+            async fn profile_events(
+                &mut self,
+                keys: &str,
+                types: &str,
+            ) -> Result<Vec<ProfileRow>, StoreError> {
+                Ok(sqlx::query_as($sql.profile_events)
+                    .bind(keys)
+                    .bind(types)
+                    .fetch_all(self)
+                    .await?)
             }
             async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError> {
-                sqlx::query($sql.delete_profiles).bind(keys).execute(&mut *self).await?;
-                sqlx::query($sql.insert_profiles).bind(rows).execute(&mut *self).await?;
+                sqlx::query($sql.delete_profiles)
+                    .bind(keys)
+                    .execute(&mut *self)
+                    .await?;
+                sqlx::query($sql.insert_profiles)
+                    .bind(rows)
+                    .execute(&mut *self)
+                    .await?;
                 Ok(())
             }
         }

@@ -93,7 +93,10 @@ fn text<'a>(props: &'a Value, key: &str) -> Option<&'a str> {
 fn amount(props: &Value) -> i64 {
     // Validated as a whole number >= 0 at ingestion; `5.0` is a whole number too.
     match props.get("amount_fen") {
-        Some(v) => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).unwrap_or(0),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .unwrap_or(0),
         None => 0,
     }
 }
@@ -148,14 +151,19 @@ pub fn fold(
             EventType::OaUnfollow => p.following = false,
             EventType::OrderPaid => {
                 if let Some(order) = text(&e.props, "order_id") {
-                    paid.entry(order).or_insert((e.occurred_at, amount(&e.props)));
+                    paid.entry(order)
+                        .or_insert((e.occurred_at, amount(&e.props)));
                 }
             }
             EventType::OrderRefunded => refunded += amount(&e.props),
             EventType::CouponClaimed => p.coupons_claimed += 1,
             EventType::CouponRedeemed => p.coupons_redeemed += 1,
             EventType::MemberPreferencesChanged => {
-                if let Some(b) = e.props.get("activity_notifications").and_then(Value::as_bool) {
+                if let Some(b) = e
+                    .props
+                    .get("activity_notifications")
+                    .and_then(Value::as_bool)
+                {
                     p.activity_notifications = b;
                 }
             }
@@ -193,19 +201,64 @@ mod tests {
     fn given_follows_orders_and_refunds_then_the_profile_follows_the_definitions() {
         use EventType as T;
         let events = vec![
-            ev("e1", T::OaFollow, "2026-11-01T00:00:00Z", json!({"via": "mp_prompt"})),
+            ev(
+                "e1",
+                T::OaFollow,
+                "2026-11-01T00:00:00Z",
+                json!({"via": "mp_prompt"}),
+            ),
             ev("e2", T::OaUnfollow, "2026-11-02T00:00:00Z", json!({})),
-            ev("e3", T::OaFollow, "2026-11-03T00:00:00Z", json!({"via": "qrcode"})),
-            ev("e4", T::OrderPaid, "2026-11-04T00:00:00Z", json!({"order_id": "A", "amount_fen": 1000})),
+            ev(
+                "e3",
+                T::OaFollow,
+                "2026-11-03T00:00:00Z",
+                json!({"via": "qrcode"}),
+            ),
+            ev(
+                "e4",
+                T::OrderPaid,
+                "2026-11-04T00:00:00Z",
+                json!({"order_id": "A", "amount_fen": 1000}),
+            ),
             // Paid twice: the first paid event counts, once.
-            ev("e5", T::OrderPaid, "2026-11-05T00:00:00Z", json!({"order_id": "A", "amount_fen": 999})),
-            ev("e6", T::OrderPaid, "2026-11-06T00:00:00Z", json!({"order_id": "B", "amount_fen": 500})),
-            ev("e7", T::OrderRefunded, "2026-11-07T00:00:00Z", json!({"order_id": "B", "amount_fen": 200})),
+            ev(
+                "e5",
+                T::OrderPaid,
+                "2026-11-05T00:00:00Z",
+                json!({"order_id": "A", "amount_fen": 999}),
+            ),
+            ev(
+                "e6",
+                T::OrderPaid,
+                "2026-11-06T00:00:00Z",
+                json!({"order_id": "B", "amount_fen": 500}),
+            ),
+            ev(
+                "e7",
+                T::OrderRefunded,
+                "2026-11-07T00:00:00Z",
+                json!({"order_id": "B", "amount_fen": 200}),
+            ),
             ev("e8", T::MpVisit, "2026-11-08T00:00:00Z", json!({})),
             ev("e9", T::MpVisit, "2026-10-08T00:00:00Z", json!({})),
-            ev("ea", T::MemberPreferencesChanged, "2026-11-09T00:00:00Z", json!({"activity_notifications": false})),
-            ev("eb", T::MemberPreferencesChanged, "2026-11-10T00:00:00Z", json!({})),
-            ev("ec", T::MpFollowPromptShown, "2026-11-11T00:00:00Z", json!({})),
+            ev(
+                "ea",
+                T::MemberPreferencesChanged,
+                "2026-11-09T00:00:00Z",
+                json!({"activity_notifications": false}),
+            ),
+            ev(
+                "eb",
+                T::MemberPreferencesChanged,
+                "2026-11-10T00:00:00Z",
+                json!({}),
+            ),
+            ev(
+                "ec",
+                T::MpFollowPromptShown,
+                "2026-11-11T00:00:00Z",
+                json!({}),
+            ),
         ];
         let seen = (at("2026-10-08T00:00:00Z"), at("2026-11-11T00:00:00Z"));
         let mut reversed = events.clone();
@@ -219,7 +272,10 @@ mod tests {
         assert_eq!(p.first_paid_at, Some(at("2026-11-04T00:00:00Z")));
         assert_eq!(p.last_paid_at, Some(at("2026-11-06T00:00:00Z")));
         assert_eq!(p.first_from.as_deref(), Some("from-e9"));
-        assert!(!p.activity_notifications, "an event without the key changes nothing");
+        assert!(
+            !p.activity_notifications,
+            "an event without the key changes nothing"
+        );
         assert_eq!(p.last_prompt_at, Some(at("2026-11-11T00:00:00Z")));
     }
 
@@ -235,8 +291,14 @@ mod tests {
     fn given_a_follow_and_unfollow_at_the_same_instant_then_event_id_decides() {
         use EventType as T;
         let t = "2026-11-01T00:00:00Z";
-        let events = [ev("b", T::OaUnfollow, t, json!({})), ev("a", T::OaFollow, t, json!({}))];
+        let events = [
+            ev("b", T::OaUnfollow, t, json!({})),
+            ev("a", T::OaFollow, t, json!({})),
+        ];
         let p = fold("u", Identity::default(), (at(t), at(t)), &events);
-        assert!(!p.following, "b sorts after a, so the unfollow is the latest");
+        assert!(
+            !p.following,
+            "b sorts after a, so the unfollow is the latest"
+        );
     }
 }

@@ -32,16 +32,28 @@ struct ProfileText {
 /// PostgreSQL renders a `timestamptz` in the canonical text form of the SQLite store.
 macro_rules! pg_ts {
     ($col:literal) => {
-        concat!("to_char(", $col, " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ", $col)
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ",
+            $col
+        )
     };
 }
 
 const PG_PROFILE: &str = concat!(
     "SELECT member_key, unionid, oa_openid, mp_openid, ",
-    pg_ts!("first_seen_at"), ", ", pg_ts!("last_seen_at"), ", first_from, following, ",
-    pg_ts!("followed_at"), ", follow_via, orders_paid, revenue_fen, ",
-    pg_ts!("first_paid_at"), ", ", pg_ts!("last_paid_at"),
-    ", coupons_claimed, coupons_redeemed, activity_notifications, ", pg_ts!("last_prompt_at"),
+    pg_ts!("first_seen_at"),
+    ", ",
+    pg_ts!("last_seen_at"),
+    ", first_from, following, ",
+    pg_ts!("followed_at"),
+    ", follow_via, orders_paid, revenue_fen, ",
+    pg_ts!("first_paid_at"),
+    ", ",
+    pg_ts!("last_paid_at"),
+    ", coupons_claimed, coupons_redeemed, activity_notifications, ",
+    pg_ts!("last_prompt_at"),
     " FROM member_profile"
 );
 const SQLITE_PROFILE: &str = "SELECT member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at, \
@@ -88,17 +100,24 @@ impl TryFrom<ProfileText> for MemberProfile {
 pub async fn member_profiles(store: &ReadStore) -> Result<Vec<MemberProfile>, StoreError> {
     let rows: Vec<ProfileText> = match store {
         ReadStore::Postgres(p) => {
-            sqlx::query_as(&format!("{PG_PROFILE} ORDER BY member_key")).fetch_all(p).await?
+            sqlx::query_as(&format!("{PG_PROFILE} ORDER BY member_key"))
+                .fetch_all(p)
+                .await?
         }
         ReadStore::Sqlite(p) => {
-            sqlx::query_as(&format!("{SQLITE_PROFILE} ORDER BY member_key")).fetch_all(p).await?
+            sqlx::query_as(&format!("{SQLITE_PROFILE} ORDER BY member_key"))
+                .fetch_all(p)
+                .await?
         }
     };
     rows.into_iter().map(MemberProfile::try_from).collect()
 }
 
 /// One member's profile.
-pub async fn member_profile(store: &ReadStore, member_key: &str) -> Result<Option<MemberProfile>, StoreError> {
+pub async fn member_profile(
+    store: &ReadStore,
+    member_key: &str,
+) -> Result<Option<MemberProfile>, StoreError> {
     let row: Option<ProfileText> = match store {
         ReadStore::Postgres(p) => {
             sqlx::query_as(&format!("{PG_PROFILE} WHERE member_key = $1"))

@@ -19,7 +19,9 @@ fn received() -> DateTime<Utc> {
 
 fn to_events(wire: &[Value]) -> Vec<Event> {
     let schemas = Schemas::load().unwrap();
-    wire.iter().map(|v| schemas.validate(v, received()).unwrap()).collect()
+    wire.iter()
+        .map(|v| schemas.validate(v, received()).unwrap())
+        .collect()
 }
 
 async fn fresh(store: &ReadStore, projection: &CoreProjection) {
@@ -28,12 +30,26 @@ async fn fresh(store: &ReadStore, projection: &CoreProjection) {
     match store {
         ReadStore::Postgres(p) => {
             let mut tx = p.begin().await.unwrap();
-            liandong_store::reset_pg(&mut tx, projection.name(), projection.version(), projection.tables()).await.unwrap();
+            liandong_store::reset_pg(
+                &mut tx,
+                projection.name(),
+                projection.version(),
+                projection.tables(),
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
         }
         ReadStore::Sqlite(p) => {
             let mut tx = p.begin().await.unwrap();
-            liandong_store::reset_sqlite(&mut tx, projection.name(), projection.version(), projection.tables()).await.unwrap();
+            liandong_store::reset_sqlite(
+                &mut tx,
+                projection.name(),
+                projection.version(),
+                projection.tables(),
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
         }
     }
@@ -43,7 +59,10 @@ async fn apply(store: &ReadStore, projection: &CoreProjection, batch: &[Event]) 
     match store {
         ReadStore::Postgres(p) => {
             let mut tx = p.begin().await.unwrap();
-            projection.apply(Tx::Postgres(&mut tx), batch).await.unwrap();
+            projection
+                .apply(Tx::Postgres(&mut tx), batch)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
         ReadStore::Sqlite(p) => {
@@ -64,28 +83,71 @@ async fn late_binding_moves_earlier_events_to_the_unionid(db: &TestStore) {
     let p = CoreProjection::new(TZ);
     fresh(store, &p).await;
     let wire = vec![
-        ev(1, "mp.visit", "2026-11-01T23:30:00+08:00", json!({"mp_openid": "m1"}), json!({"page": "p"})),
-        ev(2, "order.paid", "2026-11-02T10:00:00+08:00", json!({"mp_openid": "m1"}), json!({"order_id": "A", "amount_fen": 990})),
-        ev(3, "oa.follow", "2026-11-01T09:00:00+08:00", json!({"oa_openid": "o1"}), json!({"via": "mp_prompt"})),
+        ev(
+            1,
+            "mp.visit",
+            "2026-11-01T23:30:00+08:00",
+            json!({"mp_openid": "m1"}),
+            json!({"page": "p"}),
+        ),
+        ev(
+            2,
+            "order.paid",
+            "2026-11-02T10:00:00+08:00",
+            json!({"mp_openid": "m1"}),
+            json!({"order_id": "A", "amount_fen": 990}),
+        ),
+        ev(
+            3,
+            "oa.follow",
+            "2026-11-01T09:00:00+08:00",
+            json!({"oa_openid": "o1"}),
+            json!({"via": "mp_prompt"}),
+        ),
     ];
     apply(store, &p, &to_events(&wire)).await;
     let before = read::member_profiles(store).await.unwrap();
-    assert_eq!(before.iter().map(|m| m.member_key.as_str()).collect::<Vec<_>>(), ["mp:m1", "oa:o1"]);
+    assert_eq!(
+        before
+            .iter()
+            .map(|m| m.member_key.as_str())
+            .collect::<Vec<_>>(),
+        ["mp:m1", "oa:o1"]
+    );
 
     // The binding arrives after everything else.
-    let bind = vec![ev(4, "member.identified", "2026-11-03T00:00:00+08:00",
-        json!({"unionid": "U1", "oa_openid": "o1", "mp_openid": "m1"}), json!({}))];
+    let bind = vec![ev(
+        4,
+        "member.identified",
+        "2026-11-03T00:00:00+08:00",
+        json!({"unionid": "U1", "oa_openid": "o1", "mp_openid": "m1"}),
+        json!({}),
+    )];
     apply(store, &p, &to_events(&bind)).await;
     let after = read::member_profiles(store).await.unwrap();
     assert_eq!(after.len(), 1, "{after:?}");
     let m = &after[0];
-    assert_eq!((m.member_key.as_str(), m.unionid.as_deref()), ("U1", Some("U1")));
-    assert_eq!((m.oa_openid.as_deref(), m.mp_openid.as_deref()), (Some("o1"), Some("m1")));
+    assert_eq!(
+        (m.member_key.as_str(), m.unionid.as_deref()),
+        ("U1", Some("U1"))
+    );
+    assert_eq!(
+        (m.oa_openid.as_deref(), m.mp_openid.as_deref()),
+        (Some("o1"), Some("m1"))
+    );
     assert_eq!((m.orders_paid, m.revenue_fen, m.following), (1, 990, true));
     assert_eq!(m.first_from.as_deref(), Some("direct"));
-    assert_eq!(m.first_seen_at, "2026-11-01T01:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(
+        m.first_seen_at,
+        "2026-11-01T01:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
     let events = read::event_identities(store).await.unwrap();
-    assert!(events.iter().all(|e| e.member_key == "U1" && e.unionid.as_deref() == Some("U1")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.member_key == "U1" && e.unionid.as_deref() == Some("U1")),
+        "{events:?}"
+    );
     // 23:30 in Shanghai on Nov 1 is still Nov 1 there (15:30 UTC).
     assert_eq!(events[0].day, "2026-11-01");
 
@@ -101,14 +163,28 @@ async fn personal_data_is_not_in_the_events_table(db: &TestStore) {
     let store = db.store();
     let p = CoreProjection::new(TZ);
     fresh(store, &p).await;
-    let wire = vec![ev(9, "member.profile_updated", "2026-11-01T10:00:00+08:00", json!({"mp_openid": "m9"}),
-        json!({"phone": "13800005678", "address": "上海市黄浦区", "level": "gold"}))];
+    let wire = vec![ev(
+        9,
+        "member.profile_updated",
+        "2026-11-01T10:00:00+08:00",
+        json!({"mp_openid": "m9"}),
+        json!({"phone": "13800005678", "address": "上海市黄浦区", "level": "gold"}),
+    )];
     apply(store, &p, &to_events(&wire)).await;
     let props: String = match store {
-        ReadStore::Postgres(p) => sqlx::query_scalar("SELECT props::text FROM events").fetch_one(p).await.unwrap(),
-        ReadStore::Sqlite(p) => sqlx::query_scalar("SELECT props FROM events").fetch_one(p).await.unwrap(),
+        ReadStore::Postgres(p) => sqlx::query_scalar("SELECT props::text FROM events")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        ReadStore::Sqlite(p) => sqlx::query_scalar("SELECT props FROM events")
+            .fetch_one(p)
+            .await
+            .unwrap(),
     };
-    assert!(!props.contains("13800005678") && !props.contains("黄浦"), "{props}");
+    assert!(
+        !props.contains("13800005678") && !props.contains("黄浦"),
+        "{props}"
+    );
     assert!(props.contains("gold"));
 }
 on_both_stores!(personal_data_is_not_in_the_events_table);
@@ -117,13 +193,24 @@ on_both_stores!(personal_data_is_not_in_the_events_table);
 async fn order_independence(db: &TestStore) {
     let store = db.store();
     let p = CoreProjection::new(TZ);
-    let shape = scenario::Shape { members: 30, events_per_member: 10, ..Default::default() };
+    let shape = scenario::Shape {
+        members: 30,
+        events_per_member: 10,
+        ..Default::default()
+    };
     let wire = scenario::events(&shape);
     let (want_events, want_profiles) = reference::compute(&to_events(&wire), TZ);
-    assert!(want_profiles.iter().any(|m| m.unionid.is_some()) && want_profiles.iter().any(|m| m.unionid.is_none()));
+    assert!(
+        want_profiles.iter().any(|m| m.unionid.is_some())
+            && want_profiles.iter().any(|m| m.unionid.is_none())
+    );
 
     let rt = tokio::runtime::Handle::current();
-    let cases = ProptestConfig { cases: 10, failure_persistence: None, ..ProptestConfig::default() };
+    let cases = ProptestConfig {
+        cases: 10,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     let outcome = tokio::task::block_in_place(|| {
         proptest::test_runner::TestRunner::new(cases).run(
             &(any::<u64>(), any::<bool>(), 1usize..200),

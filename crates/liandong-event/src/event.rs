@@ -186,7 +186,10 @@ impl Event {
         if event_type == EventType::MemberIdentified
             && (user.unionid.is_none() || (user.oa_openid.is_none() && user.mp_openid.is_none()))
         {
-            return Err(wire_err("user", "expected a unionid and at least one openid"));
+            return Err(wire_err(
+                "user",
+                "expected a unionid and at least one openid",
+            ));
         }
         let event = Event {
             event_id,
@@ -200,9 +203,7 @@ impl Event {
             props,
             context,
         };
-        event
-            .body()
-            .map_err(|m| wire_err("props", m))?;
+        event.body().map_err(|m| wire_err("props", m))?;
         Ok(event)
     }
 
@@ -214,7 +215,8 @@ impl Event {
     /// The resolved `from` (EVENTS.md, "Where a visit came from"). An `mp.visit` always has one
     /// (`direct` at the least); other events have one only when they carry `source` or `scene`.
     pub fn resolved_from(&self) -> Option<String> {
-        crate::source::resolve_from(self.source.as_ref(), self.scene).or_else(|| (self.event_type == EventType::MpVisit).then(|| "direct".to_owned()))
+        crate::source::resolve_from(self.source.as_ref(), self.scene)
+            .or_else(|| (self.event_type == EventType::MpVisit).then(|| "direct".to_owned()))
     }
 
     /// When the event happened, in UTC.

@@ -58,10 +58,14 @@ fn whole_at_least<'de, D: Deserializer<'de>>(d: D, min: i64) -> Result<i64, D::E
     } else if let Some(f) = v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
         f as i64
     } else {
-        return Err(de::Error::custom(format_args!("expected an integer, got {v}")));
+        return Err(de::Error::custom(format_args!(
+            "expected an integer, got {v}"
+        )));
     };
     if n < min {
-        return Err(de::Error::custom(format_args!("expected an integer >= {min}, got {n}")));
+        return Err(de::Error::custom(format_args!(
+            "expected an integer >= {min}, got {n}"
+        )));
     }
     Ok(n)
 }

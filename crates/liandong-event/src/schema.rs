@@ -66,8 +66,11 @@ impl Schemas {
         let mut latest: HashMap<EventType, u32> = HashMap::new();
         for (name, version, text) in EVENT_SCHEMAS {
             let file = format!("events/{name}.v{version}.json");
-            let ty: EventType = name.parse().map_err(|_| err(&file, "not in the catalogue".into()))?;
-            let schema: Value = serde_json::from_str(text).map_err(|e| err(&file, e.to_string()))?;
+            let ty: EventType = name
+                .parse()
+                .map_err(|_| err(&file, "not in the catalogue".into()))?;
+            let schema: Value =
+                serde_json::from_str(text).map_err(|e| err(&file, e.to_string()))?;
             by_type.insert((ty, *version), build(&file, &schema)?);
             let l = latest.entry(ty).or_insert(*version);
             *l = (*l).max(*version);
@@ -209,7 +212,13 @@ fn message(e: &ValidationError<'_>) -> String {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let fields: Vec<String> = unexpected
                 .iter()
-                .map(|u| if path == "(event)" { u.clone() } else { format!("{path}.{u}") })
+                .map(|u| {
+                    if path == "(event)" {
+                        u.clone()
+                    } else {
+                        format!("{path}.{u}")
+                    }
+                })
                 .collect();
             return format!("{}: unknown field", fields.join(", "));
         }
@@ -222,13 +231,23 @@ fn message(e: &ValidationError<'_>) -> String {
                 .join(" or "),
         },
         ValidationErrorKind::Minimum { limit } => {
-            format!("{} >= {limit}", if is_int { "an integer" } else { "a number" })
+            format!(
+                "{} >= {limit}",
+                if is_int { "an integer" } else { "a number" }
+            )
         }
         ValidationErrorKind::Maximum { limit } => {
-            format!("{} <= {limit}", if is_int { "an integer" } else { "a number" })
+            format!(
+                "{} <= {limit}",
+                if is_int { "an integer" } else { "a number" }
+            )
         }
-        ValidationErrorKind::MinLength { limit } => format!("a string of at least {limit} characters"),
-        ValidationErrorKind::MaxLength { limit } => format!("a string of at most {limit} characters"),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("a string of at least {limit} characters")
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("a string of at most {limit} characters")
+        }
         ValidationErrorKind::MaxItems { limit } => format!("at most {limit} items"),
         ValidationErrorKind::MinProperties { .. } if path == "user" => {
             "at least one of unionid, oa_openid, mp_openid".to_owned()
@@ -237,7 +256,9 @@ fn message(e: &ValidationError<'_>) -> String {
         ValidationErrorKind::Enum { options } => format!("one of {options}"),
         ValidationErrorKind::Constant { expected_value } => format!("{expected_value}"),
         ValidationErrorKind::Format { format } => match format.as_str() {
-            "date-time" => "an RFC 3339 date-time with an offset, e.g. 2026-11-24T10:00:05+08:00".to_owned(),
+            "date-time" => {
+                "an RFC 3339 date-time with an offset, e.g. 2026-11-24T10:00:05+08:00".to_owned()
+            }
             "uuid" => "a UUID".to_owned(),
             other => format!("a {other}"),
         },
@@ -283,30 +304,54 @@ mod tests {
             "props": {"order_id": "A1", "amount_fen": -5}
         });
         let e = s.validate(&ev, now).unwrap_err();
-        assert_eq!(e.0, vec!["props.amount_fen: expected an integer >= 0, got -5"]);
+        assert_eq!(
+            e.0,
+            vec!["props.amount_fen: expected an integer >= 0, got -5"]
+        );
 
         let ev = json!({"event_id": "x", "type": "oa.menu.click", "occurred_at": "2026-11-24 10:00",
                         "user": {}, "props": {}});
         let e = s.validate(&ev, now).unwrap_err().0;
-        assert!(e.contains(&"event_id: expected a UUID, got \"x\"".to_owned()), "{e:?}");
+        assert!(
+            e.contains(&"event_id: expected a UUID, got \"x\"".to_owned()),
+            "{e:?}"
+        );
         assert!(e.contains(&"props.entry: required".to_owned()), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("occurred_at: expected an RFC 3339")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("user: expected at least one of")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("occurred_at: expected an RFC 3339")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("user: expected at least one of")),
+            "{e:?}"
+        );
 
         let ev = json!({"event_id": "6f1c1a9e-2f7a-4d38-9a43-1f1f5b7f4f10", "type": "oa.nope",
                         "occurred_at": "2026-11-24T10:00:05+08:00", "user": {"unionid": "u"}});
         let e = s.validate(&ev, now).unwrap_err().0;
-        assert!(e[0].starts_with("type: expected one of the catalogue"), "{e:?}");
+        assert!(
+            e[0].starts_with("type: expected one of the catalogue"),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn the_future_is_limited_to_one_hour() {
         let s = schemas();
         let now: DateTime<Utc> = "2026-11-24T02:00:00Z".parse().unwrap();
-        let at = |t: &str| json!({"event_id": "6f1c1a9e-2f7a-4d38-9a43-1f1f5b7f4f10",
-            "type": "oa.unfollow", "occurred_at": t, "user": {"oa_openid": "o"}});
+        let at = |t: &str| {
+            json!({"event_id": "6f1c1a9e-2f7a-4d38-9a43-1f1f5b7f4f10",
+            "type": "oa.unfollow", "occurred_at": t, "user": {"oa_openid": "o"}})
+        };
         assert!(s.validate(&at("2026-11-24T11:00:00+08:00"), now).is_ok());
-        let e = s.validate(&at("2026-11-24T11:00:01+08:00"), now).unwrap_err();
-        assert!(e.0[0].starts_with("occurred_at: expected a time at most 1 hour"), "{e}");
+        let e = s
+            .validate(&at("2026-11-24T11:00:01+08:00"), now)
+            .unwrap_err();
+        assert!(
+            e.0[0].starts_with("occurred_at: expected a time at most 1 hour"),
+            "{e}"
+        );
     }
 }

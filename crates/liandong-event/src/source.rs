@@ -89,7 +89,10 @@ pub fn resolve_from(source: Option<&Source>, scene: Option<i64>) -> Option<Strin
 
 /// An OA-guided visit (公众号导流) is an `mp.visit` whose resolved `from` is one of these.
 pub fn is_oa_guided(from: &str) -> bool {
-    matches!(from, "menu" | "article" | "template" | "oa_msg" | "oa_profile")
+    matches!(
+        from,
+        "menu" | "article" | "template" | "oa_msg" | "oa_profile"
+    )
 }
 
 #[cfg(test)]
@@ -110,9 +113,15 @@ mod tests {
     #[test]
     fn from_resolution_follows_the_rules() {
         let menu = Source::from_wire(&json!("from=MENU&type=home")).unwrap();
-        assert_eq!(resolve_from(Some(&menu), Some(1058)).as_deref(), Some("menu"));
+        assert_eq!(
+            resolve_from(Some(&menu), Some(1058)).as_deref(),
+            Some("menu")
+        );
         assert_eq!(resolve_from(None, Some(1058)).as_deref(), Some("article"));
-        assert_eq!(resolve_from(None, Some(1107)).as_deref(), Some("subscribe_msg"));
+        assert_eq!(
+            resolve_from(None, Some(1107)).as_deref(),
+            Some("subscribe_msg")
+        );
         assert_eq!(resolve_from(None, Some(1001)).as_deref(), Some("other"));
         assert_eq!(resolve_from(None, None), None);
         assert!(is_oa_guided("oa_profile") && !is_oa_guided("qrcode"));

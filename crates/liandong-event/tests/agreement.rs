@@ -13,7 +13,10 @@ fn now() -> DateTime<Utc> {
 /// A valid value for each known prop name, and an invalid one.
 fn prop_samples(name: &str) -> (Value, Vec<Value>) {
     match name {
-        "amount_fen" | "price_fen" => (json!(1990), vec![json!(-5), json!("1990"), json!(1.5), Value::Null]),
+        "amount_fen" | "price_fen" => (
+            json!(1990),
+            vec![json!(-5), json!("1990"), json!(1.5), Value::Null],
+        ),
         "qty" => (json!(2), vec![json!(0), json!("2")]),
         "link" => (json!("card"), vec![json!("button"), json!(1)]),
         "via" => (json!("mp_prompt"), vec![json!("prompt"), json!(null)]),
@@ -22,12 +25,22 @@ fn prop_samples(name: &str) -> (Value, Vec<Value>) {
         "level" => (json!("gold"), vec![json!(true), json!([1])]),
         "items" => (
             json!([{"sku": "latte", "qty": 1, "price_fen": 1800}]),
-            vec![json!([{"sku": "latte", "qty": 1}]), json!({"sku": "x"}), json!([{"sku": "", "qty": 1, "price_fen": 1}])],
+            vec![
+                json!([{"sku": "latte", "qty": 1}]),
+                json!({"sku": "x"}),
+                json!([{"sku": "", "qty": 1, "price_fen": 1}]),
+            ],
         ),
-        "entry" => (json!("立即点餐"), vec![json!(""), json!(5), json!("长".repeat(257))]),
+        "entry" => (
+            json!("立即点餐"),
+            vec![json!(""), json!(5), json!("长".repeat(257))],
+        ),
         "page" => (json!("pages/index/index"), vec![json!(""), json!(null)]),
         "phone" => (json!("13800005678"), vec![json!(13800005678u64), json!("")]),
-        "target" | "title" | "qrscene" => (json!("pages/menu/index?from=menu&type=home"), vec![json!(7), json!(null)]),
+        "target" | "title" | "qrscene" => (
+            json!("pages/menu/index?from=menu&type=home"),
+            vec![json!(7), json!(null)],
+        ),
         _ => (json!("x-1"), vec![json!(7), json!(""), json!(null)]),
     }
 }
@@ -61,8 +74,10 @@ fn catalogue(t: EventType) -> (&'static [&'static str], &'static [&'static str])
 
 fn base(t: EventType) -> Value {
     let (required, _) = catalogue(t);
-    let props: serde_json::Map<String, Value> =
-        required.iter().map(|p| (p.to_string(), prop_samples(p).0)).collect();
+    let props: serde_json::Map<String, Value> = required
+        .iter()
+        .map(|p| (p.to_string(), prop_samples(p).0))
+        .collect();
     json!({
         "event_id": "0d9c5b8e-8d1e-4c4e-9a51-0c7f3f1b2a11",
         "type": t.as_str(),
@@ -93,40 +108,193 @@ fn samples(t: EventType) -> Vec<(String, Value, bool)> {
     });
     out.push(("full".into(), full, true));
     for p in required {
-        out.push((format!("missing {p}"), with(base(t), |m| { m["props"].as_object_mut().unwrap().remove(*p); }), false));
+        out.push((
+            format!("missing {p}"),
+            with(base(t), |m| {
+                m["props"].as_object_mut().unwrap().remove(*p);
+            }),
+            false,
+        ));
     }
     for p in required.iter().chain(optional.iter()) {
         for (i, bad) in prop_samples(p).1.into_iter().enumerate() {
-            out.push((format!("bad {p} #{i}"), with(base(t), |m| { m["props"][*p] = bad; }), false));
+            out.push((
+                format!("bad {p} #{i}"),
+                with(base(t), |m| {
+                    m["props"][*p] = bad;
+                }),
+                false,
+            ));
         }
     }
     if t == EventType::OrderPaid {
-        out.push(("whole float amount".into(), with(base(t), |m| { m["props"]["amount_fen"] = json!(1990.0); }), true));
+        out.push((
+            "whole float amount".into(),
+            with(base(t), |m| {
+                m["props"]["amount_fen"] = json!(1990.0);
+            }),
+            true,
+        ));
     }
     let identified = t == EventType::MemberIdentified;
     let envelope: Vec<(&str, Box<dyn Fn(&mut serde_json::Map<String, Value>)>, bool)> = vec![
-        ("no event_id", Box::new(|m| { m.remove("event_id"); }), false),
-        ("bad uuid", Box::new(|m| { m["event_id"] = json!("not-a-uuid"); }), false),
-        ("no offset", Box::new(|m| { m["occurred_at"] = json!("2026-11-24T10:00:05"); }), false),
-        ("numeric time", Box::new(|m| { m["occurred_at"] = json!(1764000000); }), false),
-        ("empty user", Box::new(|m| { m["user"] = json!({}); }), false),
-        ("user bad chars", Box::new(|m| { m["user"] = json!({"unionid": "u 1"}); }), false),
-        ("user too long", Box::new(|m| { m["user"] = json!({"mp_openid": "o".repeat(129)}); }), false),
-        ("user unknown key", Box::new(|m| { m["user"]["phone"] = json!("1"); }), false),
-        ("only mp openid", Box::new(|m| { m["user"] = json!({"mp_openid": "o_9"}); }), !identified),
-        ("only unionid", Box::new(|m| { m["user"] = json!({"unionid": "u_9"}); }), !identified),
-        ("unknown envelope key", Box::new(|m| { m.insert("prop".into(), json!({})); }), false),
-        ("props not object", Box::new(|m| { m["props"] = json!([1]); }), false),
-        ("source number", Box::new(|m| { m.insert("source".into(), json!(5)); }), false),
-        ("source object", Box::new(|m| { m.insert("source".into(), json!({"from": "menu", "type": "home", "n": 1.5})); }), true),
-        ("source nested", Box::new(|m| { m.insert("source".into(), json!({"from": {"x": 1}})); }), false),
-        ("negative scene", Box::new(|m| { m.insert("scene".into(), json!(-1)); }), false),
-        ("scene string", Box::new(|m| { m.insert("scene".into(), json!("1035")); }), false),
-        ("context string", Box::new(|m| { m.insert("context".into(), json!("x")); }), false),
-        ("unknown version", Box::new(|m| { m.insert("schema_version".into(), json!(9)); }), false),
-        ("1h in the future", Box::new(|m| { m["occurred_at"] = json!("2026-11-24T11:00:00+08:00"); }), true),
-        ("past 1h in the future", Box::new(|m| { m["occurred_at"] = json!("2026-11-24T03:00:01Z"); }), false),
-        ("long ago", Box::new(|m| { m["occurred_at"] = json!("2019-01-01T00:00:00.123+08:00"); }), true),
+        (
+            "no event_id",
+            Box::new(|m| {
+                m.remove("event_id");
+            }),
+            false,
+        ),
+        (
+            "bad uuid",
+            Box::new(|m| {
+                m["event_id"] = json!("not-a-uuid");
+            }),
+            false,
+        ),
+        (
+            "no offset",
+            Box::new(|m| {
+                m["occurred_at"] = json!("2026-11-24T10:00:05");
+            }),
+            false,
+        ),
+        (
+            "numeric time",
+            Box::new(|m| {
+                m["occurred_at"] = json!(1764000000);
+            }),
+            false,
+        ),
+        (
+            "empty user",
+            Box::new(|m| {
+                m["user"] = json!({});
+            }),
+            false,
+        ),
+        (
+            "user bad chars",
+            Box::new(|m| {
+                m["user"] = json!({"unionid": "u 1"});
+            }),
+            false,
+        ),
+        (
+            "user too long",
+            Box::new(|m| {
+                m["user"] = json!({"mp_openid": "o".repeat(129)});
+            }),
+            false,
+        ),
+        (
+            "user unknown key",
+            Box::new(|m| {
+                m["user"]["phone"] = json!("1");
+            }),
+            false,
+        ),
+        (
+            "only mp openid",
+            Box::new(|m| {
+                m["user"] = json!({"mp_openid": "o_9"});
+            }),
+            !identified,
+        ),
+        (
+            "only unionid",
+            Box::new(|m| {
+                m["user"] = json!({"unionid": "u_9"});
+            }),
+            !identified,
+        ),
+        (
+            "unknown envelope key",
+            Box::new(|m| {
+                m.insert("prop".into(), json!({}));
+            }),
+            false,
+        ),
+        (
+            "props not object",
+            Box::new(|m| {
+                m["props"] = json!([1]);
+            }),
+            false,
+        ),
+        (
+            "source number",
+            Box::new(|m| {
+                m.insert("source".into(), json!(5));
+            }),
+            false,
+        ),
+        (
+            "source object",
+            Box::new(|m| {
+                m.insert(
+                    "source".into(),
+                    json!({"from": "menu", "type": "home", "n": 1.5}),
+                );
+            }),
+            true,
+        ),
+        (
+            "source nested",
+            Box::new(|m| {
+                m.insert("source".into(), json!({"from": {"x": 1}}));
+            }),
+            false,
+        ),
+        (
+            "negative scene",
+            Box::new(|m| {
+                m.insert("scene".into(), json!(-1));
+            }),
+            false,
+        ),
+        (
+            "scene string",
+            Box::new(|m| {
+                m.insert("scene".into(), json!("1035"));
+            }),
+            false,
+        ),
+        (
+            "context string",
+            Box::new(|m| {
+                m.insert("context".into(), json!("x"));
+            }),
+            false,
+        ),
+        (
+            "unknown version",
+            Box::new(|m| {
+                m.insert("schema_version".into(), json!(9));
+            }),
+            false,
+        ),
+        (
+            "1h in the future",
+            Box::new(|m| {
+                m["occurred_at"] = json!("2026-11-24T11:00:00+08:00");
+            }),
+            true,
+        ),
+        (
+            "past 1h in the future",
+            Box::new(|m| {
+                m["occurred_at"] = json!("2026-11-24T03:00:01Z");
+            }),
+            false,
+        ),
+        (
+            "long ago",
+            Box::new(|m| {
+                m["occurred_at"] = json!("2019-01-01T00:00:00.123+08:00");
+            }),
+            true,
+        ),
     ];
     for (name, f, ok) in envelope {
         out.push((name.to_owned(), with(base(t), f), ok));
@@ -137,9 +305,13 @@ fn samples(t: EventType) -> Vec<(String, Value, bool)> {
 /// The Rust reading plus the one rule no schema can state (the clock).
 fn rust_verdict(v: &Value) -> bool {
     match Event::from_wire(v, now()) {
-        Ok(e) => e.occurred_utc() <= now() + liandong_event::schema::MAX_FUTURE
-            && matches!(v.get("schema_version"), None | Some(Value::Number(_)))
-            && v.get("schema_version").and_then(Value::as_u64).is_none_or(|n| n == 1),
+        Ok(e) => {
+            e.occurred_utc() <= now() + liandong_event::schema::MAX_FUTURE
+                && matches!(v.get("schema_version"), None | Some(Value::Number(_)))
+                && v.get("schema_version")
+                    .and_then(Value::as_u64)
+                    .is_none_or(|n| n == 1)
+        }
         Err(_) => false,
     }
 }
@@ -152,8 +324,15 @@ fn schemas_and_rust_types_agree_on_every_sample() {
         for (name, sample, expected) in samples(*t) {
             let by_schema = schemas.validate(&sample, now());
             let by_rust = rust_verdict(&sample);
-            assert_eq!(by_schema.is_ok(), expected, "{t} / {name}: schema said {by_schema:?}\n{sample:#}");
-            assert_eq!(by_rust, expected, "{t} / {name}: Rust types disagree\n{sample:#}");
+            assert_eq!(
+                by_schema.is_ok(),
+                expected,
+                "{t} / {name}: schema said {by_schema:?}\n{sample:#}"
+            );
+            assert_eq!(
+                by_rust, expected,
+                "{t} / {name}: Rust types disagree\n{sample:#}"
+            );
             if let Ok(event) = by_schema {
                 // What the log carries reads back as the same event.
                 let text = serde_json::to_string(&event).unwrap();

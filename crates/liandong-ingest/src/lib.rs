@@ -1,1 +1,146 @@
+//! HTTP ingestion, `POST /v1/events`, exactly per EVENTS.md: a batch is authenticated and
+//! shape-checked as a whole, its events validated one by one; accepted events go to the events
+//! stream, rejected ones (with the reason, personal data redacted) to the dead-letter stream.
+//!
+//! A `200` means both appends are durable. Duplicate `event_id`s, within a batch or across
+//! retries, are all accepted here: "an event_id counts once" is enforced by the projectors and
+//! read models, which is what makes a client's retry of a whole batch harmless. That also
+//! covers a `503` whose other append did succeed: those records are in the log, and the retry
+//! the `503` asks for writes them again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+use liandong_auth::ApiKeys;
+use liandong_event::Schemas;
+use liandong_identity::IdentityService;
+use liandong_log::EventLog;
+
+mod batch;
+mod dead_letter;
+mod error;
+mod handler;
+
+pub use error::IngestError;
+pub use handler::{IngestResponse, RejectedEvent};
+
+/// Largest request body (EVENTS.md: 2 MiB).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Most events per batch.
+pub const MAX_EVENTS: usize = 1000;
+/// Largest single event, measured on the sender's own JSON text of it (EVENTS.md: 32 KiB).
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+
+/// Everything the endpoint needs; cheap to clone (one clone per request).
+#[derive(Clone)]
+pub struct IngestState {
+    schemas: Arc<Schemas>,
+    log: Arc<dyn EventLog>,
+    identity: IdentityService,
+    keys: Arc<ApiKeys>,
+    counters: Arc<Counters>,
+}
+
+impl IngestState {
+    pub fn new(
+        schemas: Arc<Schemas>,
+        log: Arc<dyn EventLog>,
+        identity: IdentityService,
+        keys: Arc<ApiKeys>,
+    ) -> Self {
+        Self {
+            schemas,
+            log,
+            identity,
+            keys,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The counters since start-up (shared by all clones of this state).
+    pub fn stats(&self) -> IngestStats {
+        self.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for IngestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestState")
+            .field("log", &self.log.kind())
+            .field("identity", &self.identity)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ingestion counters, for observability. Events count only once their batch got its `200`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Batches answered `200`.
+    pub batches: u64,
+    /// Events accepted (in the events stream).
+    pub accepted: u64,
+    /// Events rejected (in the dead-letter stream).
+    pub rejected: u64,
+    /// Requests refused as a whole with a `4xx` (auth, shape, limits).
+    pub refused: u64,
+    /// Requests answered `503` (log or identity store unavailable).
+    pub unavailable: u64,
+    /// Requests answered `500`.
+    pub failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    refused: AtomicU64,
+    unavailable: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, result: &Result<IngestResponse, IngestError>) {
+        // Relaxed: independent counters, read only for monitoring.
+        let add = |c: &AtomicU64, n: usize| {
+            c.fetch_add(n as u64, Ordering::Relaxed);
+        };
+        match result {
+            Ok(answer) => {
+                add(&self.batches, 1);
+                add(&self.accepted, answer.accepted);
+                add(&self.rejected, answer.rejected.len());
+            }
+            Err(e) if e.status().is_client_error() => add(&self.refused, 1),
+            Err(e) if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                add(&self.unavailable, 1)
+            }
+            Err(_) => add(&self.failed, 1),
+        }
+    }
+
+    fn snapshot(&self) -> IngestStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        IngestStats {
+            batches: get(&self.batches),
+            accepted: get(&self.accepted),
+            rejected: get(&self.rejected),
+            refused: get(&self.refused),
+            unavailable: get(&self.unavailable),
+            failed: get(&self.failed),
+        }
+    }
+}
+
+/// `POST /v1/events`. The body limit is enforced by the handler itself (so the 413 message is
+/// ours), hence axum's default limit is off for this route.
+pub fn router(state: IngestState) -> Router {
+    Router::new()
+        .route("/v1/events", post(handler::post_events))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

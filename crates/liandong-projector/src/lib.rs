@@ -81,11 +81,12 @@ pub async fn prepare(store: &ReadStore, projection: &dyn Projection) -> Result<(
             sqlx::query("LOCK TABLE liandong_projections IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
                 .await?;
-            let stored: Option<i32> =
-                sqlx::query_scalar("SELECT version FROM liandong_projections WHERE projection = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let stored: Option<i32> = sqlx::query_scalar(
+                "SELECT version FROM liandong_projections WHERE projection = $1",
+            )
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
             if needs_rebuild(name, mine, stored)? {
                 liandong_store::reset_pg(&mut tx, name, mine, projection.tables()).await?;
             }
@@ -93,11 +94,12 @@ pub async fn prepare(store: &ReadStore, projection: &dyn Projection) -> Result<(
         }
         ReadStore::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
-            let stored: Option<i32> =
-                sqlx::query_scalar("SELECT version FROM liandong_projections WHERE projection = $1")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let stored: Option<i32> = sqlx::query_scalar(
+                "SELECT version FROM liandong_projections WHERE projection = $1",
+            )
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
             if needs_rebuild(name, mine, stored)? {
                 liandong_store::reset_sqlite(&mut tx, name, mine, projection.tables()).await?;
             }
@@ -112,7 +114,12 @@ fn needs_rebuild(name: &str, mine: i32, stored: Option<i32>) -> Result<bool, Sto
         None => Ok(true),
         Some(v) if v == mine => Ok(false),
         Some(v) if v < mine => {
-            info!(projection = name, from = v, to = mine, "projection version changed: rebuilding from the start of the log");
+            info!(
+                projection = name,
+                from = v,
+                to = mine,
+                "projection version changed: rebuilding from the start of the log"
+            );
             Ok(true)
         }
         Some(v) => Err(StoreError::Superseded {
@@ -176,7 +183,9 @@ impl Projector {
             };
             match outcome {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(ProjectorError::Store(e @ StoreError::Superseded { .. })) => return Err(e.into()),
+                Err(ProjectorError::Store(e @ StoreError::Superseded { .. })) => {
+                    return Err(e.into())
+                }
                 Err(ProjectorError::Store(e @ StoreError::Config(_))) => return Err(e.into()),
                 Err(e) => {
                     warn!(projection = self.projection.name(), error = %e, "batch not applied; retrying from the stored positions");
@@ -222,7 +231,13 @@ impl Projector {
                     if rec.offset > n {
                         // The consumer starts elsewhere (the broker's committed offset, or the
                         // embedded log's start): go to the stored position first.
-                        debug!(projection = name, partition = p, from = rec.offset, to = n, "seeking to the stored position");
+                        debug!(
+                            projection = name,
+                            partition = p,
+                            from = rec.offset,
+                            to = n,
+                            "seeking to the stored position"
+                        );
                         consumer.seek(p, n).await?;
                         seeking.push(p);
                         continue;
@@ -258,8 +273,11 @@ impl Projector {
                     state.next.insert(a.partition, a.to);
                 }
                 self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                self.stats.records.fetch_add(events.len() as u64, Ordering::Relaxed);
-                let positions: Vec<(i32, i64)> = advances.iter().map(|a| (a.partition, a.to)).collect();
+                self.stats
+                    .records
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                let positions: Vec<(i32, i64)> =
+                    advances.iter().map(|a| (a.partition, a.to)).collect();
                 consumer.commit_hint(&positions).await;
                 Ok(())
             }

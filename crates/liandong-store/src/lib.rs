@@ -63,7 +63,10 @@ impl ReadStore {
             Ok(ReadStore::Postgres(pool))
         } else if let Some(rest) = url.strip_prefix("sqlite://") {
             let path = rest.split('?').next().unwrap_or(rest);
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Config(format!("cannot create {}: {e}", dir.display()))
                 })?;
@@ -124,8 +127,18 @@ impl ReadStore {
     pub async fn projection_version(&self, projection: &str) -> Result<Option<i32>, StoreError> {
         const Q: &str = "SELECT version FROM liandong_projections WHERE projection = $1";
         Ok(match self {
-            ReadStore::Postgres(p) => sqlx::query_scalar(Q).bind(projection).fetch_optional(p).await?,
-            ReadStore::Sqlite(p) => sqlx::query_scalar(Q).bind(projection).fetch_optional(p).await?,
+            ReadStore::Postgres(p) => {
+                sqlx::query_scalar(Q)
+                    .bind(projection)
+                    .fetch_optional(p)
+                    .await?
+            }
+            ReadStore::Sqlite(p) => {
+                sqlx::query_scalar(Q)
+                    .bind(projection)
+                    .fetch_optional(p)
+                    .await?
+            }
         })
     }
 
@@ -145,10 +158,18 @@ impl ReadStore {
             "SELECT next_offset FROM liandong_positions WHERE projection = $1 AND partition = $2";
         let v: Option<i64> = match self {
             ReadStore::Postgres(p) => {
-                sqlx::query_scalar(Q).bind(projection).bind(partition).fetch_optional(p).await?
+                sqlx::query_scalar(Q)
+                    .bind(projection)
+                    .bind(partition)
+                    .fetch_optional(p)
+                    .await?
             }
             ReadStore::Sqlite(p) => {
-                sqlx::query_scalar(Q).bind(projection).bind(partition).fetch_optional(p).await?
+                sqlx::query_scalar(Q)
+                    .bind(projection)
+                    .bind(partition)
+                    .fetch_optional(p)
+                    .await?
             }
         };
         Ok(v.unwrap_or(0))
@@ -176,11 +197,12 @@ macro_rules! bookkeeping {
             version: i32,
             advances: &[Advance],
         ) -> Result<(), StoreError> {
-            let stored: Option<i32> =
-                sqlx::query_scalar("SELECT version FROM liandong_projections WHERE projection = $1")
-                    .bind(projection)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            let stored: Option<i32> = sqlx::query_scalar(
+                "SELECT version FROM liandong_projections WHERE projection = $1",
+            )
+            .bind(projection)
+            .fetch_optional(&mut *conn)
+            .await?;
             match stored {
                 Some(v) if v == version => {}
                 Some(v) => {
@@ -253,7 +275,9 @@ macro_rules! reset {
             tables: &[&str],
         ) -> Result<(), StoreError> {
             for t in tables {
-                sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *conn).await?;
+                sqlx::query(&format!("DELETE FROM {t}"))
+                    .execute(&mut *conn)
+                    .await?;
             }
             sqlx::query("DELETE FROM liandong_positions WHERE projection = $1")
                 .bind(projection)

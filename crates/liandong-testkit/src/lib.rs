@@ -48,14 +48,18 @@ impl TestStore {
     pub async fn postgres() -> Option<TestStore> {
         let admin_url = required_env(PG_URL_VAR, "PostgreSQL")?;
         let name = format!("liandong_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the test PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
             .expect("create a test database");
         admin.close().await;
         let url = replace_db(&admin_url, &name);
-        let store = ReadStore::connect(&url).await.expect("connect to the test database");
+        let store = ReadStore::connect(&url)
+            .await
+            .expect("connect to the test database");
         Some(TestStore::Postgres {
             store,
             admin_url,
@@ -68,7 +72,9 @@ impl TestStore {
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let url = format!("sqlite://{}/read.db", dir.path().display());
-        let store = ReadStore::connect(&url).await.expect("open the test SQLite store");
+        let store = ReadStore::connect(&url)
+            .await
+            .expect("open the test SQLite store");
         TestStore::Sqlite {
             store,
             url,
@@ -91,11 +97,17 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        if let TestStore::Postgres { admin_url, name, .. } = self {
+        if let TestStore::Postgres {
+            admin_url, name, ..
+        } = self
+        {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop cannot await; a helper thread with its own runtime can.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     let admin = sqlx::PgPool::connect(&admin_url).await.ok()?;
                     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

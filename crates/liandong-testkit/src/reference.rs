@@ -66,10 +66,18 @@ pub fn compute(events: &[Event], tz: Tz) -> (Vec<EventIdentity>, Vec<MemberProfi
 
     let mut profiles = Vec::new();
     for (key, mut evs) in by_member {
-        evs.sort_by(|a, b| (a.occurred_utc(), a.event_id.to_string()).cmp(&(b.occurred_utc(), b.event_id.to_string())));
+        evs.sort_by(|a, b| {
+            (a.occurred_utc(), a.event_id.to_string())
+                .cmp(&(b.occurred_utc(), b.event_id.to_string()))
+        });
         let of = |t: EventType| evs.iter().filter(move |e| e.event_type == t);
         let s = |e: &Event, k: &str| e.props.get(k).and_then(Value::as_str).map(str::to_owned);
-        let amount = |e: &Event| e.props.get("amount_fen").and_then(Value::as_f64).unwrap_or(0.0) as i64;
+        let amount = |e: &Event| {
+            e.props
+                .get("amount_fen")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0) as i64
+        };
         let latest_follow_or_unfollow = evs
             .iter()
             .filter(|e| matches!(e.event_type, EventType::OaFollow | EventType::OaUnfollow))
@@ -97,10 +105,21 @@ pub fn compute(events: &[Event], tz: Tz) -> (Vec<EventIdentity>, Vec<MemberProfi
             unionid: (!key.contains(':')).then(|| key.clone()),
             oa_openid: identity_of("oa"),
             mp_openid: identity_of("mp"),
-            first_seen_at: evs.iter().map(|e| e.occurred_utc()).min().expect("a member has events"),
-            last_seen_at: evs.iter().map(|e| e.occurred_utc()).max().expect("a member has events"),
-            first_from: of(EventType::MpVisit).next().and_then(|e| e.resolved_from()),
-            following: latest_follow_or_unfollow.is_some_and(|e| e.event_type == EventType::OaFollow),
+            first_seen_at: evs
+                .iter()
+                .map(|e| e.occurred_utc())
+                .min()
+                .expect("a member has events"),
+            last_seen_at: evs
+                .iter()
+                .map(|e| e.occurred_utc())
+                .max()
+                .expect("a member has events"),
+            first_from: of(EventType::MpVisit)
+                .next()
+                .and_then(|e| e.resolved_from()),
+            following: latest_follow_or_unfollow
+                .is_some_and(|e| e.event_type == EventType::OaFollow),
             followed_at: last_follow.map(|e| e.occurred_utc()),
             follow_via: last_follow.and_then(|e| s(e, "via")),
             orders_paid: first_paid.len() as i64,
@@ -110,10 +129,16 @@ pub fn compute(events: &[Event], tz: Tz) -> (Vec<EventIdentity>, Vec<MemberProfi
             coupons_claimed: of(EventType::CouponClaimed).count() as i64,
             coupons_redeemed: of(EventType::CouponRedeemed).count() as i64,
             activity_notifications: of(EventType::MemberPreferencesChanged)
-                .filter_map(|e| e.props.get("activity_notifications").and_then(Value::as_bool))
+                .filter_map(|e| {
+                    e.props
+                        .get("activity_notifications")
+                        .and_then(Value::as_bool)
+                })
                 .last()
                 .unwrap_or(true),
-            last_prompt_at: of(EventType::MpFollowPromptShown).map(|e| e.occurred_utc()).max(),
+            last_prompt_at: of(EventType::MpFollowPromptShown)
+                .map(|e| e.occurred_utc())
+                .max(),
             member_key: key,
         });
     }

@@ -62,11 +62,15 @@ pub fn events(shape: &Shape) -> Vec<Value> {
             oa: (kind < 7 || kind == 7).then(|| format!("oa{}_{m}", shape.seed)),
             mp: (kind < 7 || kind >= 8).then(|| format!("mp{}_{m}", shape.seed)),
         };
-        let mut times: Vec<i64> = (0..shape.events_per_member).map(|_| rng.gen_range(0..span)).collect();
+        let mut times: Vec<i64> = (0..shape.events_per_member)
+            .map(|_| rng.gen_range(0..span))
+            .collect();
         times.sort_unstable();
         let mut orders = 0;
         for (i, t) in times.iter().enumerate() {
-            let at = shape.start + Duration::seconds(*t) + Duration::milliseconds(rng.gen_range(0..1000));
+            let at = shape.start
+                + Duration::seconds(*t)
+                + Duration::milliseconds(rng.gen_range(0..1000));
             let at = at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
             let on_oa = member.oa.is_some() && (member.mp.is_none() || rng.gen_bool(0.4));
             let mut user = serde_json::Map::new();
@@ -83,10 +87,26 @@ pub fn events(shape: &Shape) -> Vec<Value> {
             }
             let (ty, props, extra): (&str, Value, Option<(&str, Value)>) = if on_oa {
                 match rng.gen_range(0..6) {
-                    0 => ("oa.menu.exposure", json!({"entry": "立即点餐", "experiment": "entry_name", "variant": if m % 2 == 0 {"control"} else {"b"}}), None),
-                    1 => ("oa.menu.click", json!({"entry": "立即点餐", "target": "pages/menu/index?from=menu&type=home"}), None),
-                    2 => ("oa.article.read", json!({"article_id": format!("a{}", rng.gen_range(1..5))}), None),
-                    3 => ("oa.follow", json!({"via": VIAS[rng.gen_range(0..VIAS.len())]}), None),
+                    0 => (
+                        "oa.menu.exposure",
+                        json!({"entry": "立即点餐", "experiment": "entry_name", "variant": if m % 2 == 0 {"control"} else {"b"}}),
+                        None,
+                    ),
+                    1 => (
+                        "oa.menu.click",
+                        json!({"entry": "立即点餐", "target": "pages/menu/index?from=menu&type=home"}),
+                        None,
+                    ),
+                    2 => (
+                        "oa.article.read",
+                        json!({"article_id": format!("a{}", rng.gen_range(1..5))}),
+                        None,
+                    ),
+                    3 => (
+                        "oa.follow",
+                        json!({"via": VIAS[rng.gen_range(0..VIAS.len())]}),
+                        None,
+                    ),
                     4 => ("oa.unfollow", json!({}), None),
                     _ => ("oa.template.click", json!({"template_id": "t1"}), None),
                 }
@@ -99,17 +119,41 @@ pub fn events(shape: &Shape) -> Vec<Value> {
                             2 => ("scene", json!(SCENES[rng.gen_range(0..SCENES.len())])),
                             _ => ("scene", json!(1089)),
                         };
-                        ("mp.visit", json!({"page": "pages/index/index"}), Some(extra))
+                        (
+                            "mp.visit",
+                            json!({"page": "pages/index/index"}),
+                            Some(extra),
+                        )
                     }
                     3 => {
                         orders += 1;
-                        ("order.placed", json!({"order_id": format!("o{}_{m}_{orders}", shape.seed), "amount_fen": 1800}), None)
+                        (
+                            "order.placed",
+                            json!({"order_id": format!("o{}_{m}_{orders}", shape.seed), "amount_fen": 1800}),
+                            None,
+                        )
                     }
-                    4 => ("order.paid", json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 100 * rng.gen_range(1..50)}), None),
-                    5 => ("order.refunded", json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 50}), None),
+                    4 => (
+                        "order.paid",
+                        json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 100 * rng.gen_range(1..50)}),
+                        None,
+                    ),
+                    5 => (
+                        "order.refunded",
+                        json!({"order_id": format!("o{}_{m}_{}", shape.seed, orders.max(1)), "amount_fen": 50}),
+                        None,
+                    ),
                     6 => ("coupon.claimed", json!({"coupon_id": "c1"}), None),
-                    7 => ("mp.follow_prompt.shown", json!({"placement": "order_done"}), None),
-                    8 => ("member.preferences_changed", json!({"activity_notifications": rng.gen_bool(0.5)}), None),
+                    7 => (
+                        "mp.follow_prompt.shown",
+                        json!({"placement": "order_done"}),
+                        None,
+                    ),
+                    8 => (
+                        "member.preferences_changed",
+                        json!({"activity_notifications": rng.gen_bool(0.5)}),
+                        None,
+                    ),
                     _ => ("mp.page_view", json!({"page": "pages/menu/index"}), None),
                 }
             };
@@ -128,8 +172,12 @@ pub fn events(shape: &Shape) -> Vec<Value> {
             if i == shape.events_per_member / 2 {
                 if let Some(u) = &member.unionid {
                     let mut user = json!({"unionid": u});
-                    if let Some(o) = &member.oa { user["oa_openid"] = json!(o); }
-                    if let Some(o) = &member.mp { user["mp_openid"] = json!(o); }
+                    if let Some(o) = &member.oa {
+                        user["oa_openid"] = json!(o);
+                    }
+                    if let Some(o) = &member.mp {
+                        user["mp_openid"] = json!(o);
+                    }
                     out.push(json!({
                         "event_id": id(&mut rng, shape.seed), "type": "member.identified",
                         "occurred_at": at.to_rfc3339(), "user": user,
@@ -148,7 +196,11 @@ pub fn events(shape: &Shape) -> Vec<Value> {
 pub fn shuffled_with_duplicates(events: &[Value], seed: u64, late_bindings: bool) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out: Vec<Value> = events.to_vec();
-    let dups: Vec<Value> = events.iter().filter(|_| rng.gen_bool(0.1)).cloned().collect();
+    let dups: Vec<Value> = events
+        .iter()
+        .filter(|_| rng.gen_bool(0.1))
+        .cloned()
+        .collect();
     out.extend(dups);
     out.shuffle(&mut rng);
     if late_bindings {
@@ -159,9 +211,11 @@ pub fn shuffled_with_duplicates(events: &[Value], seed: u64, late_bindings: bool
 
 /// Events that must be rejected, each with a fragment of the error it must get.
 pub fn invalid_events() -> Vec<(Value, &'static str)> {
-    let ok = || json!({"event_id": Uuid::new_v4().to_string(), "type": "order.paid",
+    let ok = || {
+        json!({"event_id": Uuid::new_v4().to_string(), "type": "order.paid",
         "occurred_at": "2026-10-02T10:00:00+08:00", "user": {"mp_openid": "bad_1"},
-        "props": {"order_id": "x", "amount_fen": 100}});
+        "props": {"order_id": "x", "amount_fen": 100}})
+    };
     let mut v = Vec::new();
     let mut e = ok();
     e["props"]["amount_fen"] = json!(-5);
@@ -176,7 +230,10 @@ pub fn invalid_events() -> Vec<(Value, &'static str)> {
     e["occurred_at"] = json!("2099-01-01T00:00:00Z");
     v.push((e, "occurred_at: expected a time at most 1 hour"));
     let mut e = ok();
-    e["props"].as_object_mut().expect("an object").remove("order_id");
+    e["props"]
+        .as_object_mut()
+        .expect("an object")
+        .remove("order_id");
     v.push((e, "props.order_id: required"));
     v
 }

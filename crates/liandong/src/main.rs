@@ -1,1 +1,82 @@
-fn main() {}
+//! `liandong serve | ingest | project`: see the README for the settings.
+
+use clap::{Parser, Subcommand};
+use liandong::{start, Config, Role};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "liandong",
+    version,
+    about = "联动 liandong: event-sourced analytics for WeChat Official Accounts and Mini Programs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingestion, projectors and the query API in one process (embedded log and SQLite by default).
+    Serve,
+    /// Only the ingestion endpoint (needs LIANDONG_KAFKA_BROKERS); run as many as you like.
+    Ingest,
+    /// Only the projectors (needs LIANDONG_KAFKA_BROKERS); instances share the partitions.
+    Project,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let role = match cli.command {
+        Command::Serve => Role::Serve,
+        Command::Ingest => Role::Ingest,
+        Command::Project => Role::Project,
+    };
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("liandong: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let running = match start(role, cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("liandong: cannot start: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("liandong listening on http://{}", running.addr);
+    match running.run_until(shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("liandong: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,141 @@
+//! Every way a batch can be refused as a whole, and the single place (`IntoResponse`) that
+//! turns each into a status code, a JSON `{"error": …}` body and, for 503, `Retry-After`.
+//! Server-side failures are logged here with their detail; clients get a plain message.
+
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use liandong_auth::AuthError;
+
+use crate::{MAX_BODY_BYTES, MAX_EVENTS, MAX_EVENT_BYTES};
+
+/// How long a client should wait when the identity store is down: it reports no hint of its own.
+pub(crate) const IDENTITY_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Why a request got no `200`. Events rejected individually are not errors: they are part of
+/// the `200` answer and of the dead-letter stream.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Content-Type must be application/json, got {0}")]
+    ContentType(String),
+    #[error("could not read the request body: {0}")]
+    BodyUnreadable(String),
+    #[error(
+        "request body too large: the limit is {} bytes (2 MiB)",
+        MAX_BODY_BYTES
+    )]
+    BodyTooLarge,
+    #[error("request body is not JSON: {0}")]
+    NotJson(String),
+    /// Valid JSON, but not `{"events": [...]}`.
+    #[error("request body is not a batch: {0}")]
+    NotABatch(String),
+    #[error("events is empty: expected 1 to {} events", MAX_EVENTS)]
+    EmptyBatch,
+    #[error(
+        "too many events: {count}, the limit is {} events per batch",
+        MAX_EVENTS
+    )]
+    TooManyEvents { count: usize },
+    #[error(
+        "event {index} is too large: {size} bytes, the limit is {} bytes (32 KiB) per event",
+        MAX_EVENT_BYTES
+    )]
+    EventTooLarge { index: usize, size: usize },
+    #[error("sent_at: expected an RFC 3339 date-time, e.g. 2026-11-24T10:00:05+08:00, got {0}")]
+    BadSentAt(String),
+    /// Retryable: the batch's bindings could not be checked, so no event of it is accepted.
+    #[error("identity store unavailable: {0}")]
+    IdentityUnavailable(String),
+    /// Retryable: the log did not take (all of) the batch.
+    #[error("event log unavailable: {reason}")]
+    LogUnavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// Not retryable by waiting: a bug or a misconfiguration, for an operator to look at.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl IngestError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngestError::Auth(e) => e.status(),
+            IngestError::ContentType(_)
+            | IngestError::BodyUnreadable(_)
+            | IngestError::NotJson(_)
+            | IngestError::NotABatch(_)
+            | IngestError::EmptyBatch
+            | IngestError::BadSentAt(_) => StatusCode::BAD_REQUEST,
+            IngestError::BodyTooLarge
+            | IngestError::TooManyEvents { .. }
+            | IngestError::EventTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::IdentityUnavailable(_) | IngestError::LogUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whole seconds for `Retry-After` on a 503: rounded up and at least 1, since `0` would
+    /// invite an immediate retry storm against a log that just said no.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let wait = match self {
+            IngestError::IdentityUnavailable(_) => IDENTITY_RETRY_AFTER,
+            IngestError::LogUnavailable { retry_after, .. } => *retry_after,
+            _ => return None,
+        };
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Some(secs.max(1))
+    }
+
+    /// What the client reads. Server-side details (broker names, SQL errors) stay in our logs.
+    fn public_message(&self) -> String {
+        match self {
+            IngestError::IdentityUnavailable(_) => {
+                "identity store unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
+            }
+            IngestError::LogUnavailable { .. } => {
+                "event log unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
+            }
+            IngestError::Internal(_) => {
+                "internal error; no event of this batch was accepted".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        if let IngestError::Auth(e) = self {
+            // The auth crate owns the 401 challenge header; its response is the contract.
+            return e.into_response();
+        }
+        let status = self.status();
+        if status.is_server_error() {
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(error = %self, "batch refused, retryable");
+            } else {
+                tracing::error!(error = %self, "batch failed");
+            }
+        }
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.public_message() })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,332 @@
+//! The `POST /v1/events` flow: auth, batch shape, per-event validation, identity binding in batch
+//! order, then both appends (events and dead letters) at once. Invariant: a 200 is only sent once
+//! both appends are durable; any failure before that makes the whole batch not accepted.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use liandong_auth::{authorize, Role};
+use liandong_event::{Event, OpenidKind, Schemas};
+use liandong_identity::{IdentityError, IdentityService, OpenidKind as IdentityKind};
+use liandong_log::{LogError, Record, Stream};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{field, instrument, Span};
+
+use crate::batch::{check_content_type, parse_batch, read_body};
+use crate::dead_letter;
+use crate::error::IngestError;
+use crate::IngestState;
+
+/// The `200` answer (EVENTS.md, Endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    /// Sorted by index.
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// One event of the batch that was not accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEvent {
+    pub index: usize,
+    /// The sender's `event_id` when it was a string, valid or not.
+    pub event_id: Option<String>,
+    pub error: String,
+}
+
+/// A rejected event on its way to the response and the dead-letter stream.
+struct Rejection {
+    index: usize,
+    event_id: Option<String>,
+    /// For the sender: the full message.
+    error: String,
+    /// For the dead-letter stream: the message without personal data.
+    dead_letter_error: String,
+    /// The event as sent, already redacted.
+    event: Value,
+    key: String,
+}
+
+/// A valid event; `sent` is the sender's JSON, kept only while an identity conflict could
+/// still turn it into a dead letter.
+struct Valid {
+    index: usize,
+    event: Event,
+    sent: Option<Value>,
+}
+
+struct Validated {
+    valid: Vec<Valid>,
+    rejected: Vec<Rejection>,
+}
+
+#[instrument(
+    skip_all,
+    fields(role = field::Empty, events = field::Empty, accepted = field::Empty, rejected = field::Empty)
+)]
+pub(crate) async fn post_events(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = ingest(&state, &headers, body).await;
+    state.counters.record(&result);
+    match result {
+        Ok(answer) => {
+            let span = Span::current();
+            span.record("accepted", answer.accepted);
+            span.record("rejected", answer.rejected.len());
+            tracing::debug!("batch stored");
+            Json(answer).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn ingest(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IngestResponse, IngestError> {
+    let role = authorize(&state.keys, headers, &[Role::Ingest])?;
+    Span::current().record("role", role.as_str());
+    check_content_type(headers)?;
+    let body = read_body(body).await?;
+
+    // One clock reading per batch: every event of it was received at the same moment.
+    let now = Utc::now();
+    let schemas = state.schemas.clone();
+    // Parsing and schema validation of up to 2 MiB is CPU work; keep it off the async workers.
+    let Validated {
+        valid,
+        mut rejected,
+    } = {
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| validate_batch(&schemas, &body, now)))
+    }
+    .await
+    .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
+
+    Span::current().record("events", valid.len() + rejected.len());
+
+    let accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
+
+    let mut records = Vec::with_capacity(accepted.len());
+    for event in &accepted {
+        let payload = serde_json::to_vec(event).map_err(|e| {
+            IngestError::Internal(format!("serializing event {}: {e}", event.event_id))
+        })?;
+        records.push(Record {
+            key: record_key(&state.identity, event),
+            event_id: event.event_id.to_string(),
+            payload,
+        });
+    }
+    rejected.sort_by_key(|r| r.index);
+    let mut dead_letters = Vec::with_capacity(rejected.len());
+    let mut answers = Vec::with_capacity(rejected.len());
+    for r in rejected {
+        let payload = dead_letter::payload(
+            r.index,
+            r.event_id.as_deref(),
+            &r.dead_letter_error,
+            now,
+            r.event,
+        );
+        dead_letters.push(Record {
+            key: r.key,
+            // Empty when the sender gave none: dead letters are inspected, not deduplicated.
+            event_id: r.event_id.clone().unwrap_or_default(),
+            payload: serde_json::to_vec(&payload)
+                .map_err(|e| IngestError::Internal(format!("serializing dead letter: {e}")))?,
+        });
+        answers.push(RejectedEvent {
+            index: r.index,
+            event_id: r.event_id,
+            error: r.error,
+        });
+    }
+
+    let (events_appended, dead_letters_appended) = tokio::join!(
+        append(state, Stream::Events, records),
+        append(state, Stream::DeadLetter, dead_letters)
+    );
+    combine(events_appended, dead_letters_appended)?;
+
+    Ok(IngestResponse {
+        accepted: accepted.len(),
+        rejected: answers,
+    })
+}
+
+/// Shape checks, then each event on its own.
+fn validate_batch(
+    schemas: &Schemas,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Validated, IngestError> {
+    let batch = parse_batch(body)?;
+    if let Some(sent_at) = batch.sent_at {
+        // Only logged for now: clock-skew correction is not part of the contract.
+        tracing::debug!(%sent_at, "batch sent_at");
+    }
+    let mut valid = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in batch.events.into_iter().enumerate() {
+        let value: Value = match serde_json::from_str(raw.get()) {
+            Ok(v) => v,
+            Err(e) => {
+                // JSON that is not a Value, e.g. a number beyond f64: keep the text.
+                let error = format!("(event): not valid JSON: {e}");
+                rejected.push(Rejection {
+                    index,
+                    event_id: None,
+                    dead_letter_error: error.clone(),
+                    error,
+                    event: dead_letter::redact_raw(raw),
+                    key: String::new(),
+                });
+                continue;
+            }
+        };
+        match schemas.validate(&value, now) {
+            Ok(event) => {
+                // Only events that bind identities can still be rejected later.
+                let sent = event.user.bindings().is_some().then_some(value);
+                valid.push(Valid { index, event, sent });
+            }
+            Err(invalid) => {
+                let event_type = value.get("type").and_then(Value::as_str);
+                rejected.push(Rejection {
+                    index,
+                    event_id: event_id_of(&value),
+                    error: invalid.0.join("; "),
+                    dead_letter_error: dead_letter::redact_error(event_type, &invalid.0),
+                    key: dead_letter::key_of(Some(&value)),
+                    event: dead_letter::redact_event(&value),
+                });
+            }
+        }
+    }
+    Ok(Validated { valid, rejected })
+}
+
+fn event_id_of(value: &Value) -> Option<String> {
+    value
+        .get("event_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Binds in batch order, so that within a batch the first event to bind an openid wins, as it
+/// would across batches. A conflict rejects that event only; an unavailable store refuses the
+/// batch (bindings already made stay: they came from valid events and a retry makes them again).
+async fn bind_identities(
+    identity: &IdentityService,
+    valid: Vec<Valid>,
+    rejected: &mut Vec<Rejection>,
+) -> Result<Vec<Event>, IngestError> {
+    let mut accepted = Vec::with_capacity(valid.len());
+    for Valid { index, event, sent } in valid {
+        let Some((unionid, openids)) = event.user.bindings() else {
+            accepted.push(event);
+            continue;
+        };
+        let openids: Vec<(IdentityKind, &str)> = openids
+            .into_iter()
+            .map(|(kind, openid)| (identity_kind(kind), openid))
+            .collect();
+        match identity.bind(unionid, &openids).await {
+            Ok(()) => accepted.push(event),
+            Err(conflict @ IdentityError::Conflict { .. }) => {
+                let sent = sent.unwrap_or(Value::Null);
+                let error = conflict.to_string();
+                rejected.push(Rejection {
+                    index,
+                    event_id: Some(event.event_id.to_string()),
+                    dead_letter_error: error.clone(),
+                    error,
+                    key: dead_letter::key_of(Some(&sent)),
+                    event: dead_letter::redact_event(&sent),
+                });
+            }
+            Err(IdentityError::Unavailable(reason)) => {
+                return Err(IngestError::IdentityUnavailable(reason))
+            }
+        }
+    }
+    Ok(accepted)
+}
+
+/// The event crate and the identity crate each define the openid kind; same variants.
+fn identity_kind(kind: OpenidKind) -> IdentityKind {
+    match kind {
+        OpenidKind::Oa => IdentityKind::Oa,
+        OpenidKind::Mp => IdentityKind::Mp,
+    }
+}
+
+/// The partition key: the person's unionid whenever it is known, so all of one person's
+/// events stay on one partition, in order; else the openid itself.
+fn record_key(identity: &IdentityService, event: &Event) -> String {
+    let user = &event.user;
+    if let Some(unionid) = &user.unionid {
+        return unionid.clone();
+    }
+    let cached =
+        |kind, openid: &Option<String>| openid.as_deref().and_then(|o| identity.cached(kind, o));
+    cached(IdentityKind::Oa, &user.oa_openid)
+        .or_else(|| cached(IdentityKind::Mp, &user.mp_openid))
+        .or_else(|| user.oa_openid.clone())
+        .or_else(|| user.mp_openid.clone())
+        .unwrap_or_default()
+}
+
+async fn append(state: &IngestState, stream: Stream, records: Vec<Record>) -> Result<(), LogError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    state.log.append(stream, records).await
+}
+
+/// Both appends must succeed. A fatal error outranks a retryable one (waiting will not fix
+/// it); two retryable ones wait for the longer hint.
+fn combine(
+    events: Result<(), LogError>,
+    dead_letters: Result<(), LogError>,
+) -> Result<(), IngestError> {
+    let failures = [(Stream::Events, events), (Stream::DeadLetter, dead_letters)]
+        .into_iter()
+        .filter_map(|(stream, r)| r.err().map(|e| (stream, e)));
+    let mut unavailable: Option<(String, std::time::Duration)> = None;
+    for (stream, e) in failures {
+        match e {
+            LogError::Fatal(reason) => {
+                return Err(IngestError::Internal(format!(
+                    "appending to {stream}: {reason}"
+                )))
+            }
+            LogError::Unavailable {
+                reason,
+                retry_after,
+            } => {
+                let reason = format!("appending to {stream}: {reason}");
+                unavailable = Some(match unavailable {
+                    None => (reason, retry_after),
+                    Some((r, wait)) => (format!("{r}; {reason}"), wait.max(retry_after)),
+                });
+            }
+        }
+    }
+    match unavailable {
+        None => Ok(()),
+        Some((reason, retry_after)) => Err(IngestError::LogUnavailable {
+            reason,
+            retry_after,
+        }),
+    }
+}

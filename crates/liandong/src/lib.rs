@@ -1,0 +1,245 @@
+//! The `liandong` process: wires configuration, the event log, the read store, the identity
+//! service, ingestion, the projectors and the query API into one of three roles.
+//! `serve` runs all of them in one process (the zero-setup default); `ingest` and `project` run
+//! one role each so production can scale them apart (projectors share partitions through the
+//! Kafka consumer group).
+
+pub mod config;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use liandong_api::ApiState;
+use liandong_auth::ApiKeys;
+use liandong_event::Schemas;
+use liandong_identity::IdentityService;
+use liandong_ingest::IngestState;
+use liandong_log::{EmbeddedLog, EventLog, KafkaConfig, KafkaLog};
+use liandong_projections::{CoreProjection, Projection};
+use liandong_projector::{Projector, ProjectorConfig};
+use liandong_store::ReadStore;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use config::Config;
+
+/// What a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Ingestion, projectors and the query API in one process.
+    Serve,
+    /// Ingestion only (needs Kafka).
+    Ingest,
+    /// Projectors only, with health and status (needs Kafka).
+    Project,
+}
+
+/// A started process: its address, and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub keys: Arc<ApiKeys>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until `shutdown` resolves or a task fails, then stops everything.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let first = tokio::select! {
+            _ = shutdown => None,
+            Some(done) = self.tasks.join_next() => Some(done),
+        };
+        let _ = self.stop.send(true);
+        let mut result = match first {
+            Some(Ok(Ok(()))) | None => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(anyhow::anyhow!("a task panicked: {e}")),
+        };
+        while let Some(done) = self.tasks.join_next().await {
+            if let (Ok(()), Ok(Err(e))) = (&result, done) {
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    /// Stops everything and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.run_until(async {}).await
+    }
+}
+
+/// The projections this binary maintains.
+pub fn projections(cfg: &Config) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(CoreProjection::new(cfg.timezone))]
+}
+
+/// Starts `role`: binds the listener, connects every part, spawns the tasks.
+pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
+    let keys = Arc::new(api_keys(role, &mut cfg)?);
+    let store = ReadStore::connect(&cfg.database_url)
+        .await
+        .context("LIANDONG_DATABASE_URL: cannot open the read store")?;
+    liandong_projections::migrate(&store)
+        .await
+        .context("migrating the read store")?;
+    let log = open_log(role, &cfg).await?;
+    let projections = projections(&cfg);
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut app = liandong_api::router(ApiState {
+        store: store.clone(),
+        log: log.clone(),
+        projections: projections.clone(),
+        keys: keys.clone(),
+    });
+    if role != Role::Project {
+        let identity = match &store {
+            ReadStore::Postgres(p) => IdentityService::postgres(p.clone()).await,
+            ReadStore::Sqlite(p) => IdentityService::sqlite(p.clone()).await,
+        }
+        .context("opening the identity store")?;
+        let schemas = Arc::new(Schemas::load().context("compiling the event schemas")?);
+        app = app.merge(liandong_ingest::router(IngestState::new(
+            schemas,
+            log.clone(),
+            identity,
+            keys.clone(),
+        )));
+    }
+    if role != Role::Ingest {
+        for projection in &projections {
+            let projector = Projector::new(
+                store.clone(),
+                log.clone(),
+                projection.clone(),
+                ProjectorConfig {
+                    group_prefix: cfg.topic_prefix.clone(),
+                    ..ProjectorConfig::default()
+                },
+            );
+            let mut stopped = stopped.clone();
+            tasks.spawn(async move {
+                projector
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+                    .context("projector stopped")
+            });
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("LIANDONG_LISTEN: cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let mut stopped_http = stopped.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped_http.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server")
+    });
+    info!(%addr, log = log.kind(), store = ?store.dialect(), ?role, "liandong is up");
+    Ok(Running {
+        addr,
+        keys,
+        stop,
+        tasks,
+    })
+}
+
+async fn open_log(role: Role, cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+    match &cfg.kafka {
+        Some(k) => {
+            let log = KafkaLog::connect(KafkaConfig {
+                brokers: k.brokers.clone(),
+                topic_prefix: cfg.topic_prefix.clone(),
+                partitions: k.partitions,
+                replication_factor: k.replication_factor,
+                client_options: k.client_options.clone(),
+                create_topics: true,
+            })
+            .await
+            .context("LIANDONG_KAFKA_BROKERS: cannot reach Kafka")?;
+            Ok(log)
+        }
+        None if role != Role::Serve => bail!(
+            "LIANDONG_KAFKA_BROKERS: `liandong {}` needs Kafka; the embedded log serves one process (use `liandong serve`)",
+            if role == Role::Ingest { "ingest" } else { "project" }
+        ),
+        None => {
+            let dir = cfg.data_dir.join("log");
+            let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(&dir)).await??;
+            Ok(log)
+        }
+    }
+}
+
+/// `LIANDONG_API_KEYS`, or for `serve` the keys kept in the data directory, created on first
+/// start and readable only by their owner.
+fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
+    if let Some(keys) = cfg.api_keys.take() {
+        return Ok(keys);
+    }
+    if role != Role::Serve {
+        bail!("LIANDONG_API_KEYS: required for `liandong ingest` and `liandong project` (comma-separated role:key pairs)");
+    }
+    let path = cfg.data_dir.join("api-keys");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let joined = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(",");
+        let keys =
+            ApiKeys::parse(&joined).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        info!(path = %path.display(), "API keys loaded");
+        return Ok(keys);
+    }
+    let keys = ApiKeys::generate();
+    write_private(&path, &keys)?;
+    warn!(path = %path.display(), "LIANDONG_API_KEYS is unset: created one key per role in this file (readable only by you)");
+    println!(
+        "API keys created in {} (one per role: ingest, analyst, support, admin)",
+        path.display()
+    );
+    Ok(keys)
+}
+
+fn write_private(path: &Path, keys: &ApiKeys) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut text =
+        String::from("# liandong API keys, role:key, one per line. Keep this file private.\n");
+    for pair in keys.to_env_string().split(',') {
+        text.push_str(pair);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
