@@ -34,6 +34,8 @@ pub struct Config {
     pub topic_prefix: String,
     pub timezone: Tz,
     pub api_keys: Option<ApiKeys>,
+    /// Most records a projector applies in one transaction.
+    pub projector_batch: usize,
 }
 
 fn err(name: &'static str, message: impl Into<String>) -> ConfigError {
@@ -135,7 +137,22 @@ impl Config {
                 })
             }
         };
+        let projector_batch = match get("LIANDONG_PROJECTOR_BATCH") {
+            None => 2000,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "LIANDONG_PROJECTOR_BATCH",
+                        format!("expected an integer from 1 to 100000, got {v:?}"),
+                    )
+                })?,
+        };
         Ok(Config {
+            projector_batch,
             listen,
             data_dir,
             database_url,

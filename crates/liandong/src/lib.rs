@@ -120,6 +120,7 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
                 projection.clone(),
                 ProjectorConfig {
                     group_prefix: cfg.topic_prefix.clone(),
+                    max_batch: cfg.projector_batch,
                     ..ProjectorConfig::default()
                 },
             );

@@ -1,0 +1,447 @@
+//! liandong end to end, as users run it: the real binary, over HTTP, into a real log and a real
+//! read store — the embedded defaults, and Kafka (a Kafka-protocol broker process) with
+//! PostgreSQL. A shuffled stream with duplicates, late identity bindings and invalid events must
+//! leave `events` and `member_profile` equal to the reference model of METRICS.md, with every
+//! invalid event in the dead-letter stream; SIGKILLed processes must lose and double-count
+//! nothing.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use liandong_event::{Event, Schemas};
+use liandong_log::{EmbeddedLog, EventLog, KafkaConfig, KafkaLog, Stream};
+use liandong_projections::read;
+use liandong_store::ReadStore;
+use liandong_testkit::{reference, required_env, scenario, TestStore, KAFKA_VAR};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const KEYS: &str = "ingest:e2e-ingest-key-0123456789,analyst:e2e-analyst-key-0123456789,support:e2e-support-key-0123456789,admin:e2e-admin-key-0123456789";
+const INGEST: &str = "e2e-ingest-key-0123456789";
+const SUPPORT: &str = "e2e-support-key-0123456789";
+
+/// A liandong process; SIGKILLed when dropped.
+struct Proc {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// SIGKILL, the crash no code can react to.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(role: &str, env: &[(&str, String)], log_dir: &Path) -> Proc {
+    let port = free_port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{role}.log")))
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_liandong"))
+        .arg(role)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn,sqlx=warn")
+        .env("LIANDONG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LIANDONG_API_KEYS", KEYS)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the liandong binary runs");
+    Proc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_live(p: &mut Proc, log_dir: &Path) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{}/health/live", p.base)).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!(
+                "liandong exited with {status}; logs in {}",
+                log_dir.display()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "liandong did not come up; logs in {}",
+            log_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `events` in batches, retrying a batch on 503 as clients must; returns the rejections
+/// (index in `events`, error).
+async fn send(base: &str, events: &[Value], batch: usize) -> Vec<(usize, String)> {
+    let client = reqwest::Client::new();
+    let mut rejected = Vec::new();
+    for (b, chunk) in events.chunks(batch).enumerate() {
+        let body = json!({"sent_at": Utc::now().to_rfc3339(), "events": chunk});
+        let mut tries = 0;
+        let answer: Value = loop {
+            let r = client
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(INGEST)
+                .json(&body)
+                .send()
+                .await
+                .expect("ingestion answers");
+            if r.status() == 503 && tries < 20 {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            assert_eq!(r.status(), 200, "batch {b}: {:?}", r.text().await);
+            break r.json().await.unwrap();
+        };
+        for r in answer["rejected"].as_array().unwrap() {
+            rejected.push((
+                b * batch + r["index"].as_u64().unwrap() as usize,
+                r["error"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    rejected
+}
+
+/// The total lag of the projections (records in the log not yet applied).
+async fn lag(base: &str) -> i64 {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/status"))
+        .bearer_auth(SUPPORT)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["lag"].as_i64().unwrap()
+}
+
+/// Waits until every projection has applied the whole log.
+async fn wait_caught_up(base: &str, timeout: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = client
+            .get(format!("{base}/v1/status"))
+            .bearer_auth(SUPPORT)
+            .send()
+            .await
+        {
+            if let Ok(v) = r.json::<Value>().await {
+                if v["lag"] == 0
+                    && v["projections"]
+                        .as_array()
+                        .is_some_and(|p| p.iter().all(|p| p["version"] == 1))
+                {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projections did not catch up within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The traffic of every test: valid events shuffled, some twice, bindings last, and invalid
+/// events in between. Returns (what to send, the valid events, the invalid ones with the error
+/// each must get).
+fn traffic(seed: u64, members: usize) -> (Vec<Value>, Vec<Value>, Vec<(Value, &'static str)>) {
+    let valid = scenario::events(&scenario::Shape {
+        seed,
+        members,
+        events_per_member: 10,
+        ..Default::default()
+    });
+    let mut stream = scenario::shuffled_with_duplicates(&valid, seed, true);
+    let invalid = scenario::invalid_events();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for (e, _) in &invalid {
+        let at = rng.gen_range(0..stream.len());
+        stream.insert(at, e.clone());
+    }
+    (stream, valid, invalid)
+}
+
+fn expected(
+    valid: &[Value],
+) -> (
+    Vec<read::EventIdentity>,
+    Vec<liandong_projections::member_profile::MemberProfile>,
+) {
+    let schemas = Schemas::load().unwrap();
+    let now: DateTime<Utc> = Utc::now();
+    let events: Vec<Event> = valid
+        .iter()
+        .map(|v| schemas.validate(v, now).unwrap())
+        .collect();
+    reference::compute(&events, chrono_tz::Asia::Shanghai)
+}
+
+async fn assert_read_models(store: &ReadStore, valid: &[Value]) {
+    let (want_events, want_profiles) = expected(valid);
+    let got_events = read::event_identities(store).await.unwrap();
+    assert_eq!(
+        got_events.len(),
+        want_events.len(),
+        "one row per distinct event_id"
+    );
+    assert_eq!(got_events, want_events);
+    assert_eq!(read::member_profiles(store).await.unwrap(), want_profiles);
+}
+
+fn assert_rejections(stream: &[Value], rejected: &[(usize, String)], invalid: &[(Value, &str)]) {
+    assert_eq!(rejected.len(), invalid.len(), "{rejected:?}");
+    for (i, err) in rejected {
+        let want = invalid
+            .iter()
+            .find(|(e, _)| e == &stream[*i])
+            .expect("only invalid events are rejected")
+            .1;
+        assert!(err.contains(want), "event {i}: {err:?} should say {want:?}");
+    }
+}
+
+/// Every invalid event is in the dead-letter stream with its reason.
+async fn assert_dead_letters(log: &dyn EventLog, invalid: &[(Value, &str)]) {
+    let mut consumer = log
+        .consumer(
+            &format!("e2e-dlq-{}", uuid::Uuid::new_v4()),
+            Stream::DeadLetter,
+        )
+        .await
+        .unwrap();
+    let mut found: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while found.len() < invalid.len() && Instant::now() < deadline {
+        for r in consumer.poll(100, Duration::from_secs(1)).await.unwrap() {
+            found.push(serde_json::from_slice(&r.payload).unwrap());
+        }
+    }
+    for (event, reason) in invalid {
+        let id = event["event_id"].as_str().unwrap();
+        let dl = found
+            .iter()
+            .find(|d| d["event"]["event_id"] == id)
+            .unwrap_or_else(|| panic!("{id} not dead-lettered: {found:?}"));
+        assert!(dl["error"].as_str().unwrap().contains(reason), "{dl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_defaults_http_to_read_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("LIANDONG_DATA_DIR", dir.path().display().to_string())];
+    let mut serve = spawn("serve", &env, dir.path());
+    wait_live(&mut serve, dir.path()).await;
+    let (stream, valid, invalid) = traffic(11, 60);
+    let rejected = send(&serve.base, &stream, 150).await;
+    assert_rejections(&stream, &rejected, &invalid);
+    wait_caught_up(&serve.base, Duration::from_secs(60)).await;
+
+    let store = ReadStore::connect(&format!("sqlite://{}/liandong.db", dir.path().display()))
+        .await
+        .unwrap();
+    assert_read_models(&store, &valid).await;
+    // The member lookup shows the same profile as the table.
+    let some = read::member_profiles(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.unionid.is_some())
+        .unwrap();
+    let r: Value = reqwest::Client::new()
+        .get(format!("{}/v1/members/{}", serve.base, some.member_key))
+        .bearer_auth(SUPPORT)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["member_key"], some.member_key.as_str());
+    assert_eq!(r["orders_paid"], some.orders_paid);
+    serve.kill();
+
+    // The embedded log is a file: the dead letters are in it, with their reasons.
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    assert_dead_letters(log.as_ref(), &invalid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_serve_killed_mid_stream_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LIANDONG_DATA_DIR", dir.path().display().to_string()),
+        // Tiny batches: many transactions for a kill to land among.
+        ("LIANDONG_PROJECTOR_BATCH", "3".to_owned()),
+    ];
+    let (stream, valid, _) = traffic(12, 150);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let mut lags = Vec::new();
+    for part in stream.chunks(stream.len() / 4 + 1) {
+        let mut serve = spawn("serve", &env, dir.path());
+        wait_live(&mut serve, dir.path()).await;
+        send(&serve.base, part, 500).await;
+        // Kill while the projector is still behind the log.
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..150))).await;
+        lags.push(lag(&serve.base).await);
+        serve.kill();
+    }
+    assert!(
+        lags.iter().any(|&l| l > 0),
+        "no kill landed mid-stream: {lags:?}"
+    );
+    let mut serve = spawn("serve", &env, dir.path());
+    wait_live(&mut serve, dir.path()).await;
+    wait_caught_up(&serve.base, Duration::from_secs(180)).await;
+    let store = ReadStore::connect(&format!("sqlite://{}/liandong.db", dir.path().display()))
+        .await
+        .unwrap();
+    assert_read_models(&store, &valid).await;
+}
+
+struct KafkaPg {
+    db: TestStore,
+    brokers: String,
+    prefix: String,
+    dir: tempfile::TempDir,
+}
+
+impl KafkaPg {
+    async fn new() -> Option<KafkaPg> {
+        let brokers = required_env(KAFKA_VAR, "a Kafka-protocol broker")?;
+        let db = TestStore::postgres().await?;
+        Some(KafkaPg {
+            db,
+            brokers,
+            prefix: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn env(&self, batch: usize) -> Vec<(&'static str, String)> {
+        vec![
+            ("LIANDONG_DATABASE_URL", self.db.url().to_owned()),
+            ("LIANDONG_KAFKA_BROKERS", self.brokers.clone()),
+            ("LIANDONG_TOPIC_PREFIX", self.prefix.clone()),
+            ("LIANDONG_KAFKA_PARTITIONS", "4".into()),
+            ("LIANDONG_KAFKA_REPLICATION_FACTOR", "1".into()),
+            ("LIANDONG_KAFKA_OPTIONS", "session.timeout.ms=6000".into()),
+            ("LIANDONG_PROJECTOR_BATCH", batch.to_string()),
+            ("LIANDONG_DATA_DIR", self.dir.path().display().to_string()),
+        ]
+    }
+
+    async fn log(&self) -> std::sync::Arc<KafkaLog> {
+        KafkaLog::connect(KafkaConfig {
+            brokers: self.brokers.clone(),
+            topic_prefix: self.prefix.clone(),
+            partitions: 4,
+            replication_factor: 1,
+            client_options: vec![("session.timeout.ms".into(), "6000".into())],
+            create_topics: false,
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_postgres_http_to_read_models() {
+    let Some(k) = KafkaPg::new().await else {
+        return;
+    };
+    // The production shape: ingestion and projection in separate processes.
+    let mut ingest = spawn("ingest", &k.env(2000), k.dir.path());
+    wait_live(&mut ingest, k.dir.path()).await;
+    let mut project = spawn("project", &k.env(2000), k.dir.path());
+    wait_live(&mut project, k.dir.path()).await;
+    let (stream, valid, invalid) = traffic(21, 60);
+    let rejected = send(&ingest.base, &stream, 150).await;
+    assert_rejections(&stream, &rejected, &invalid);
+    wait_caught_up(&project.base, Duration::from_secs(120)).await;
+    assert_read_models(k.db.store(), &valid).await;
+    assert_dead_letters(k.log().await.as_ref(), &invalid).await;
+    drop(project);
+    drop(ingest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_projectors_killed_at_random_moments_lose_and_double_nothing() {
+    let Some(k) = KafkaPg::new().await else {
+        return;
+    };
+    let batch = 5;
+    let mut ingest = spawn("ingest", &k.env(batch), k.dir.path());
+    wait_live(&mut ingest, k.dir.path()).await;
+    let (stream, valid, _) = traffic(22, 200);
+    send(&ingest.base, &stream, 500).await;
+    let total = lag(&ingest.base).await;
+
+    // Small batches make many transactions; kill projectors at random instants among them,
+    // until three kills have landed mid-stream.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+    let mut lags = Vec::new();
+    while lags.iter().filter(|&&l| l > 0 && l < total).count() < 3 {
+        let mut project = spawn("project", &k.env(batch), k.dir.path());
+        wait_live(&mut project, k.dir.path()).await;
+        // Joining the group can take a session timeout (the killed member must expire first):
+        // wait for the projector to make progress, then kill it at a random instant after.
+        let start = lag(&ingest.base).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lag(&ingest.base).await == start && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..200))).await;
+        let before = lag(&ingest.base).await;
+        project.kill();
+        lags.push(before);
+        assert!(
+            before > 0 && lags.len() < 12,
+            "the projectors finished before three kills landed mid-stream: {lags:?} of {total}"
+        );
+    }
+    // Two projectors share the partitions through the consumer group to finish the job.
+    let mut a = spawn("project", &k.env(batch), k.dir.path());
+    wait_live(&mut a, k.dir.path()).await;
+    let mut b = spawn("project", &k.env(batch), k.dir.path());
+    wait_live(&mut b, k.dir.path()).await;
+    wait_caught_up(&a.base, Duration::from_secs(300)).await;
+    assert_read_models(k.db.store(), &valid).await;
+}
