@@ -114,10 +114,21 @@ impl ReadStore {
                 PRIMARY KEY (projection, partition)
             )",
         ];
-        for ddl in DDL {
-            match self {
-                ReadStore::Postgres(p) => sqlx::query(ddl).execute(p).await.map(drop)?,
-                ReadStore::Sqlite(p) => sqlx::query(ddl).execute(p).await.map(drop)?,
+        match self {
+            ReadStore::Postgres(p) => {
+                // Concurrent `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL's
+                // catalog when several processes start at once: serialize them.
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7210853611)").execute(&mut *tx).await?;
+                for ddl in DDL {
+                    sqlx::query(ddl).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            ReadStore::Sqlite(p) => {
+                for ddl in DDL {
+                    sqlx::query(ddl).execute(p).await?;
+                }
             }
         }
         Ok(())
