@@ -68,9 +68,23 @@ impl OpenidKind {
         }
     }
 
+    /// Position in per-kind tables.
+    pub fn index(self) -> usize {
+        match self {
+            OpenidKind::Oa => 0,
+            OpenidKind::Mp => 1,
+        }
+    }
+
     /// The member key of an openid never bound to a unionid.
     pub fn member_key(self, openid: &str) -> String {
         format!("{}:{openid}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for OpenidKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

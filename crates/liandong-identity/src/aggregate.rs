@@ -2,45 +2,13 @@
 //! Invariant: an instance emits at most one `OpenidBound` event in its life, so the binding
 //! it records never changes; rebinding to the same unionid is an idempotent no-op.
 
-use std::fmt;
-
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-/// Which WeChat app an openid belongs to. OA and MP openids live in separate namespaces
-/// (the same string could in principle be issued by both), hence separate aggregate ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpenidKind {
-    /// Official Account openid.
-    Oa,
-    /// Mini Program openid.
-    Mp,
-}
-
-impl OpenidKind {
-    /// Short lowercase name, also the aggregate-id prefix.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpenidKind::Oa => "oa",
-            OpenidKind::Mp => "mp",
-        }
-    }
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            OpenidKind::Oa => 0,
-            OpenidKind::Mp => 1,
-        }
-    }
-}
-
-impl fmt::Display for OpenidKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which WeChat app an openid belongs to: the event model's kind. OA and MP openids live in
+/// separate namespaces (the same string could be issued by both), hence separate aggregate ids.
+pub use liandong_event::OpenidKind;
 
 /// The cqrs-es aggregate id of the binding of `openid`: `oa:<openid>` or `mp:<openid>`.
 pub fn aggregate_id(kind: OpenidKind, openid: &str) -> String {

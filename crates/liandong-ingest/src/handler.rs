@@ -10,7 +10,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use liandong_auth::{authorize, Role};
 use liandong_event::{Event, OpenidKind, Schemas};
-use liandong_identity::{IdentityError, IdentityService, OpenidKind as IdentityKind};
+use liandong_identity::{IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -236,10 +236,6 @@ async fn bind_identities(
             accepted.push(event);
             continue;
         };
-        let openids: Vec<(IdentityKind, &str)> = openids
-            .into_iter()
-            .map(|(kind, openid)| (identity_kind(kind), openid))
-            .collect();
         match identity.bind(unionid, &openids).await {
             Ok(()) => accepted.push(event),
             Err(conflict @ IdentityError::Conflict { .. }) => {
@@ -262,14 +258,6 @@ async fn bind_identities(
     Ok(accepted)
 }
 
-/// The event crate and the identity crate each define the openid kind; same variants.
-fn identity_kind(kind: OpenidKind) -> IdentityKind {
-    match kind {
-        OpenidKind::Oa => IdentityKind::Oa,
-        OpenidKind::Mp => IdentityKind::Mp,
-    }
-}
-
 /// The partition key: the person's unionid whenever it is known, so all of one person's
 /// events stay on one partition, in order; else the openid itself.
 fn record_key(identity: &IdentityService, event: &Event) -> String {
@@ -279,8 +267,8 @@ fn record_key(identity: &IdentityService, event: &Event) -> String {
     }
     let cached =
         |kind, openid: &Option<String>| openid.as_deref().and_then(|o| identity.cached(kind, o));
-    cached(IdentityKind::Oa, &user.oa_openid)
-        .or_else(|| cached(IdentityKind::Mp, &user.mp_openid))
+    cached(OpenidKind::Oa, &user.oa_openid)
+        .or_else(|| cached(OpenidKind::Mp, &user.mp_openid))
         .or_else(|| user.oa_openid.clone())
         .or_else(|| user.mp_openid.clone())
         .unwrap_or_default()

@@ -119,7 +119,9 @@ impl ReadStore {
                 // Concurrent `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL's
                 // catalog when several processes start at once: serialize them.
                 let mut tx = p.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(7210853611)").execute(&mut *tx).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7210853611)")
+                    .execute(&mut *tx)
+                    .await?;
                 for ddl in DDL {
                     sqlx::query(ddl).execute(&mut *tx).await?;
                 }
