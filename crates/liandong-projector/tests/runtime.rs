@@ -1,0 +1,205 @@
+//! The runtime's promise, tested with a projection that is NOT idempotent (it counts): a
+//! projector cancelled at any await point — mid-batch, mid-transaction, mid-commit — and
+//! restarted applies every record exactly once; a version bump rebuilds from the start of the
+//! log while appends go on. Run on both read stores, over the embedded log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use liandong_event::{Event, Schemas};
+use liandong_log::{EmbeddedLog, EventLog, Record, Stream};
+use liandong_projections::{Projection, Tx};
+use liandong_projector::{status, Projector, ProjectorConfig};
+use liandong_store::{ReadStore, StoreError};
+use liandong_testkit::{on_both_stores, scenario, TestStore};
+use rand::{Rng, SeedableRng};
+
+/// Counts how often each event was applied.
+struct Counting {
+    version: i32,
+}
+
+#[async_trait]
+impl Projection for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn version(&self) -> i32 {
+        self.version
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["test_applied"]
+    }
+    async fn apply(&self, tx: Tx<'_>, events: &[Event]) -> Result<(), StoreError> {
+        const UPSERT: &str = "INSERT INTO test_applied (event_id, times) VALUES ($1, 1)
+            ON CONFLICT (event_id) DO UPDATE SET times = test_applied.times + 1";
+        match tx {
+            Tx::Postgres(c) => {
+                for e in events {
+                    sqlx::query(UPSERT)
+                        .bind(e.event_id.to_string())
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+            Tx::Sqlite(c) => {
+                for e in events {
+                    sqlx::query(UPSERT)
+                        .bind(e.event_id.to_string())
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn setup(store: &ReadStore) {
+    store.init().await.unwrap();
+    const DDL: &str = "CREATE TABLE IF NOT EXISTS test_applied (event_id TEXT PRIMARY KEY, times BIGINT NOT NULL)";
+    match store {
+        ReadStore::Postgres(p) => sqlx::query(DDL).execute(p).await.map(drop).unwrap(),
+        ReadStore::Sqlite(p) => sqlx::query(DDL).execute(p).await.map(drop).unwrap(),
+    }
+}
+
+async fn applied(store: &ReadStore) -> Vec<(String, i64)> {
+    const Q: &str = "SELECT event_id, times FROM test_applied ORDER BY event_id";
+    match store {
+        ReadStore::Postgres(p) => sqlx::query_as(Q).fetch_all(p).await.unwrap(),
+        ReadStore::Sqlite(p) => sqlx::query_as(Q).fetch_all(p).await.unwrap(),
+    }
+}
+
+fn records(seed: u64) -> Vec<Record> {
+    let schemas = Schemas::load().unwrap();
+    let now: DateTime<Utc> = Utc::now();
+    let shape = scenario::Shape {
+        seed,
+        members: 100,
+        events_per_member: 10,
+        ..Default::default()
+    };
+    scenario::events(&shape)
+        .iter()
+        .map(|v| {
+            let e = schemas.validate(v, now).unwrap();
+            Record {
+                key: e.user.own_member_key(),
+                event_id: e.event_id.to_string(),
+                payload: serde_json::to_vec(&e).unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn projector(store: &ReadStore, log: &Arc<EmbeddedLog>, version: i32, batch: usize) -> Projector {
+    let log: Arc<dyn EventLog> = log.clone();
+    Projector::new(
+        store.clone(),
+        log,
+        Arc::new(Counting { version }),
+        ProjectorConfig {
+            group_prefix: "test".into(),
+            max_batch: batch,
+            poll_wait: Duration::from_millis(20),
+        },
+    )
+}
+
+/// Runs a projector until the log is fully applied.
+async fn catch_up(store: &ReadStore, log: &Arc<EmbeddedLog>, version: i32) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(projector(store, log, version, 500).run(async {
+        let _ = stopped.await;
+    }));
+    let p = Counting { version };
+    for _ in 0..600 {
+        let st = status(store, log.as_ref(), &[&p]).await.unwrap();
+        if st[0].lag == 0 && st[0].version == Some(version) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+async fn cancelled_anywhere_applies_each_record_exactly_once(db: &TestStore) {
+    let store = db.store();
+    setup(store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path()).unwrap();
+    let first = records(1);
+    for chunk in first.chunks(97) {
+        log.append(Stream::Events, chunk.to_vec()).await.unwrap();
+    }
+
+    // Cancel projectors at random instants: the future is dropped wherever it is awaiting,
+    // including inside the transaction and inside its commit.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut cancelled_mid_stream = 0;
+    for _ in 0..25 {
+        let task = tokio::spawn(
+            projector(store, &log, 1, rng.gen_range(1..40)).run(std::future::pending()),
+        );
+        tokio::time::sleep(Duration::from_micros(rng.gen_range(0..40_000))).await;
+        task.abort();
+        let _ = task.await;
+        let done = applied(store).await.len();
+        if done > 0 && done < first.len() {
+            cancelled_mid_stream += 1;
+        }
+    }
+    assert!(
+        cancelled_mid_stream > 3,
+        "only {cancelled_mid_stream} cancellations landed mid-stream"
+    );
+    catch_up(store, &log, 1).await;
+    let got = applied(store).await;
+    assert_eq!(got.len(), first.len());
+    assert!(
+        got.iter().all(|(_, times)| *times == 1),
+        "some record applied twice: {:?}",
+        got.iter().find(|r| r.1 != 1)
+    );
+
+    // Version 2 rebuilds from the start of the log while appends go on.
+    let second = records(2);
+    let appender = {
+        let log = log.clone();
+        let second = second.clone();
+        tokio::spawn(async move {
+            for chunk in second.chunks(50) {
+                log.append(Stream::Events, chunk.to_vec()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let rebuild = tokio::spawn(projector(store, &log, 2, 100).run(std::future::pending()));
+    appender.await.unwrap();
+    rebuild.abort();
+    let _ = rebuild.await;
+    catch_up(store, &log, 2).await;
+    let got = applied(store).await;
+    assert_eq!(got.len(), first.len() + second.len());
+    assert!(got.iter().all(|(_, times)| *times == 1));
+
+    // The old version may no longer write.
+    let old = projector(store, &log, 1, 100)
+        .run(std::future::pending())
+        .await;
+    assert!(
+        matches!(
+            old,
+            Err(liandong_projector::ProjectorError::Store(
+                StoreError::Superseded { .. }
+            ))
+        ),
+        "{old:?}"
+    );
+}
+on_both_stores!(cancelled_anywhere_applies_each_record_exactly_once);
