@@ -1,6 +1,7 @@
 //! The `POST /v1/events` flow: auth, batch shape, per-event validation, identity binding in batch
 //! order, then both appends (events and dead letters) at once. Invariant: a 200 is only sent once
 //! both appends are durable; any failure before that makes the whole batch not accepted.
+//! In-process adapters ([`IngestState::ingest_values`]) join the same flow after the HTTP part.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -101,16 +102,75 @@ async fn ingest(
     let now = Utc::now();
     let schemas = state.schemas.clone();
     // Parsing and schema validation of up to 2 MiB is CPU work; keep it off the async workers.
-    let Validated {
-        valid,
-        mut rejected,
-    } = {
+    let validated = {
         let span = Span::current();
         tokio::task::spawn_blocking(move || span.in_scope(|| validate_batch(&schemas, &body, now)))
     }
     .await
     .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
+    store(state, validated, now).await
+}
 
+/// One item an in-process adapter (the WeChat callback, say) hands to ingestion instead of
+/// an HTTP batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// An event in its wire form (EVENTS.md, the envelope), validated, bound and appended
+    /// exactly as an event of a `POST /v1/events` batch.
+    Event(Value),
+    /// Something the adapter received but cannot express as an event of the catalogue: it is
+    /// written to the dead-letter stream with `reason`, so an operator can inspect and replay
+    /// it, and reported as rejected.
+    Unmappable {
+        /// The id the event would have had, when the adapter can derive one.
+        event_id: Option<String>,
+        /// The dead-letter record's key (the person's id when known, so their rejects stay in
+        /// order), or empty.
+        key: String,
+        reason: String,
+        /// What was received, in a JSON form of the adapter's choosing.
+        original: Value,
+    },
+}
+
+impl IngestState {
+    /// Ingests items that did not come as an HTTP batch: the same validation, identity binding,
+    /// dead-lettering and durable appends as `POST /v1/events`, with the same answer. Index `i`
+    /// of the answer's rejections is `items[i]`. Counted in [`stats`](Self::stats) as a batch.
+    ///
+    /// The caller has authenticated its sender; `now` is when the items were received (the
+    /// events' `received_at`, and the clock of the "at most 1 hour in the future" rule).
+    pub async fn ingest_values(
+        &self,
+        items: Vec<Submission>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResponse, IngestError> {
+        let schemas = self.schemas.clone();
+        let validated = {
+            let span = Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| validate_submissions(&schemas, items, now))
+            })
+        }
+        .await
+        .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
+        let result = store(self, validated, now).await;
+        self.counters.record(&result);
+        result
+    }
+}
+
+/// The part both entry points share, after validation: identity binding in batch order, then
+/// both appends. Invariant: `Ok` only once every record is durable.
+async fn store(
+    state: &IngestState,
+    validated: Validated,
+    now: DateTime<Utc>,
+) -> Result<IngestResponse, IngestError> {
+    let Validated {
+        valid,
+        mut rejected,
+    } = validated;
     Span::current().record("events", valid.len() + rejected.len());
 
     let accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
@@ -174,15 +234,17 @@ fn validate_batch(
         // Only logged for now: clock-skew correction is not part of the contract.
         tracing::debug!(%sent_at, "batch sent_at");
     }
-    let mut valid = Vec::with_capacity(batch.events.len());
-    let mut rejected = Vec::new();
+    let mut out = Validated {
+        valid: Vec::with_capacity(batch.events.len()),
+        rejected: Vec::new(),
+    };
     for (index, raw) in batch.events.into_iter().enumerate() {
         let value: Value = match serde_json::from_str(raw.get()) {
             Ok(v) => v,
             Err(e) => {
                 // JSON that is not a Value, e.g. a number beyond f64: keep the text.
                 let error = format!("(event): not valid JSON: {e}");
-                rejected.push(Rejection {
+                out.rejected.push(Rejection {
                     index,
                     event_id: None,
                     dead_letter_error: error.clone(),
@@ -193,26 +255,69 @@ fn validate_batch(
                 continue;
             }
         };
-        match schemas.validate(&value, now) {
-            Ok(event) => {
-                // Only events that bind identities can still be rejected later.
-                let sent = event.user.bindings().is_some().then_some(value);
-                valid.push(Valid { index, event, sent });
-            }
-            Err(invalid) => {
-                let event_type = value.get("type").and_then(Value::as_str);
-                rejected.push(Rejection {
-                    index,
-                    event_id: event_id_of(&value),
-                    error: invalid.0.join("; "),
-                    dead_letter_error: dead_letter::redact_error(event_type, &invalid.0),
-                    key: dead_letter::key_of(Some(&value)),
-                    event: dead_letter::redact_event(&value),
-                });
-            }
+        validate_value(schemas, index, value, now, &mut out);
+    }
+    Ok(out)
+}
+
+/// An adapter's items: events are validated as a batch's are; unmappable ones are rejections
+/// already, with the adapter's reason.
+fn validate_submissions(
+    schemas: &Schemas,
+    items: Vec<Submission>,
+    now: DateTime<Utc>,
+) -> Validated {
+    let mut out = Validated {
+        valid: Vec::with_capacity(items.len()),
+        rejected: Vec::new(),
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Submission::Event(value) => validate_value(schemas, index, value, now, &mut out),
+            Submission::Unmappable {
+                event_id,
+                key,
+                reason,
+                original,
+            } => out.rejected.push(Rejection {
+                index,
+                event_id,
+                dead_letter_error: reason.clone(),
+                error: reason,
+                event: dead_letter::redact_event(&original),
+                key,
+            }),
         }
     }
-    Ok(Validated { valid, rejected })
+    out
+}
+
+/// One event against its schema: into `valid`, or into `rejected` with the schema's messages.
+fn validate_value(
+    schemas: &Schemas,
+    index: usize,
+    value: Value,
+    now: DateTime<Utc>,
+    out: &mut Validated,
+) {
+    match schemas.validate(&value, now) {
+        Ok(event) => {
+            // Only events that bind identities can still be rejected later.
+            let sent = event.user.bindings().is_some().then_some(value);
+            out.valid.push(Valid { index, event, sent });
+        }
+        Err(invalid) => {
+            let event_type = value.get("type").and_then(Value::as_str);
+            out.rejected.push(Rejection {
+                index,
+                event_id: event_id_of(&value),
+                error: invalid.0.join("; "),
+                dead_letter_error: dead_letter::redact_error(event_type, &invalid.0),
+                key: dead_letter::key_of(Some(&value)),
+                event: dead_letter::redact_event(&value),
+            });
+        }
+    }
 }
 
 fn event_id_of(value: &Value) -> Option<String> {

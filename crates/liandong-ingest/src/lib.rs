@@ -7,6 +7,9 @@
 //! read models, which is what makes a client's retry of a whole batch harmless. That also
 //! covers a `503` whose other append did succeed: those records are in the log, and the retry
 //! the `503` asks for writes them again.
+//!
+//! Other ways in (the WeChat callback) hand already-parsed events to
+//! [`IngestState::ingest_values`], which runs the same validation, binding and appends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ mod error;
 mod handler;
 
 pub use error::IngestError;
-pub use handler::{IngestResponse, RejectedEvent};
+pub use handler::{IngestResponse, RejectedEvent, Submission};
 
 /// Largest request body (EVENTS.md: 2 MiB).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

@@ -10,7 +10,9 @@ use chrono::{SecondsFormat, Utc};
 use liandong_auth::ApiKeys;
 use liandong_event::Schemas;
 use liandong_identity::IdentityService;
-use liandong_ingest::{router, IngestResponse, IngestState, IngestStats, RejectedEvent};
+use liandong_ingest::{
+    router, IngestResponse, IngestState, IngestStats, RejectedEvent, Submission,
+};
 use liandong_log::{Delivered, EmbeddedLog, EventLog, LogConsumer, LogError, Record, Stream};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -687,6 +689,68 @@ async fn duplicate_event_ids_are_all_accepted_dedup_is_downstream() {
         .map(|d| d.event_id)
         .collect();
     assert_eq!(ids, vec![e["event_id"].as_str().expect("id").to_owned(); 3]);
+}
+
+// ---------------------------------------------------------------- in-process adapters
+
+#[tokio::test]
+async fn in_process_items_take_the_same_path_as_a_batch() {
+    let h = start(LogMode::Working).await;
+    let good = paid(json!({"oa_openid": "o1"}), 1);
+    let bad = paid(json!({"oa_openid": "o1"}), -5);
+    let items = vec![
+        Submission::Event(good.clone()),
+        Submission::Event(bad.clone()),
+        Submission::Unmappable {
+            event_id: Some("wechat-1".into()),
+            key: "o2".into(),
+            reason: "MsgType text: not an event of the catalogue".into(),
+            original: json!({"MsgType": "text", "Content": "hi"}),
+        },
+    ];
+    let answer = h
+        .state
+        .ingest_values(items, Utc::now())
+        .await
+        .expect("stored");
+    assert_eq!(answer.accepted, 1);
+    assert_eq!(answer.rejected.len(), 2);
+    assert_eq!(answer.rejected[0].index, 1);
+    assert!(
+        answer.rejected[0].error.contains("props.amount_fen"),
+        "{answer:?}"
+    );
+    assert_eq!(answer.rejected[1].index, 2);
+    assert_eq!(answer.rejected[1].event_id.as_deref(), Some("wechat-1"));
+
+    let events = h.read(Stream::Events).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_id, good["event_id"].as_str().expect("id"));
+    let dead = h.read_json(Stream::DeadLetter).await;
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[1].0.key, "o2");
+    assert_eq!(
+        dead[1].1["error"],
+        "MsgType text: not an event of the catalogue"
+    );
+    assert_eq!(dead[1].1["event"]["Content"], "hi");
+    let stats = h.stats();
+    assert_eq!((stats.batches, stats.accepted, stats.rejected), (1, 1, 2));
+}
+
+#[tokio::test]
+async fn in_process_items_see_the_log_refuse_like_a_batch() {
+    let h = start(LogMode::Failing(Stream::Events, unavailable)).await;
+    let err = h
+        .state
+        .ingest_values(
+            vec![Submission::Event(paid(json!({"oa_openid": "o1"}), 1))],
+            Utc::now(),
+        )
+        .await
+        .expect_err("the log is down");
+    assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.stats().unavailable, 1);
 }
 
 // ---------------------------------------------------------------- when storage says no
