@@ -175,6 +175,31 @@ pub struct TemplateSentProps {
     pub msg_id: Option<Ident>,
     #[serde(default, deserialize_with = "present")]
     pub purpose: Option<Label>,
+    /// The delivery result (schema version 2). The Rust reading does not know an event's
+    /// version, so a `status` outside the enum is refused whatever version the event names.
+    #[serde(default, deserialize_with = "present")]
+    pub status: Option<TemplateStatus>,
+}
+
+/// How a template message's delivery ended (WeChat's `TEMPLATESENDJOBFINISH` push:
+/// `success`, `failed:user block`, `failed: system failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateStatus {
+    Success,
+    /// The user refused template messages from the OA.
+    UserBlock,
+    SystemFailed,
+}
+
+impl TemplateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateStatus::Success => "success",
+            TemplateStatus::UserBlock => "user_block",
+            TemplateStatus::SystemFailed => "system_failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

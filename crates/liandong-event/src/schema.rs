@@ -104,6 +104,8 @@ impl Schemas {
             .get("type")
             .and_then(Value::as_str)
             .map(|s| s.parse::<EventType>());
+        // The version the event follows, once its type is known: it is recorded on the event.
+        let mut followed = None;
         let validator = match ty {
             Some(Ok(ty)) => {
                 let latest = self.latest.get(&ty).copied().unwrap_or(LATEST_VERSION);
@@ -119,6 +121,7 @@ impl Schemas {
                         }
                     },
                 };
+                followed = Some(version);
                 &self.by_type[&(ty, version)]
             }
             _ => &self.envelope,
@@ -139,7 +142,12 @@ impl Schemas {
         if !errors.is_empty() {
             return Err(Invalid(errors));
         }
-        let event = Event::from_wire(v, now).map_err(|e| Invalid(vec![e.to_string()]))?;
+        let mut event = Event::from_wire(v, now).map_err(|e| Invalid(vec![e.to_string()]))?;
+        // `from_wire` cannot know the newest version of each type; an event without
+        // `schema_version` followed the newest one, and says so in the log.
+        if let Some(version) = followed {
+            event.schema_version = version;
+        }
         if event.occurred_utc() > now + MAX_FUTURE {
             return Err(Invalid(vec![format!(
                 "occurred_at: expected a time at most 1 hour after the server's clock ({}), got {}",
@@ -290,8 +298,44 @@ mod tests {
     fn every_type_has_a_schema() {
         let s = schemas();
         for t in EventType::ALL {
-            assert_eq!(s.versions(*t), vec![1], "{t}");
+            let want = match t {
+                EventType::OaTemplateSent => vec![1, 2],
+                _ => vec![1],
+            };
+            assert_eq!(s.versions(*t), want, "{t}");
         }
+    }
+
+    #[test]
+    fn an_event_without_schema_version_follows_and_records_the_newest() {
+        let s = schemas();
+        let now = Utc::now();
+        let sent = |extra: Value| {
+            let mut v = json!({"event_id": "0d9c5b8e-8d1e-4c4e-9a51-0c7f3f1b2a11",
+                "type": "oa.template.sent", "occurred_at": "2026-11-24T10:00:05+08:00",
+                "user": {"oa_openid": "oA-1"},
+                "props": {"template_id": "t1", "status": "user_block"}});
+            if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
+                m.extend(e);
+            }
+            v
+        };
+        assert_eq!(
+            s.validate(&sent(json!({})), now).map(|e| e.schema_version),
+            Ok(2)
+        );
+        assert_eq!(
+            s.validate(&sent(json!({"schema_version": 1})), now)
+                .map(|e| e.schema_version),
+            Ok(1)
+        );
+        let mut bad = sent(json!({}));
+        bad["props"]["status"] = json!("failed:user block");
+        let err = s.validate(&bad, now).expect_err("not in the enum");
+        assert!(
+            err.to_string().starts_with("props.status: expected one of"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,6 +21,16 @@ fn prop_samples(name: &str) -> (Value, Vec<Value>) {
         "link" => (json!("card"), vec![json!("button"), json!(1)]),
         "via" => (json!("mp_prompt"), vec![json!("prompt"), json!(null)]),
         "kind" => (json!("groupbuy"), vec![json!("auction")]),
+        "status" => (
+            json!("user_block"),
+            vec![
+                json!("failed:user block"),
+                json!("failed"),
+                json!(""),
+                json!(1),
+                Value::Null,
+            ],
+        ),
         "activity_notifications" => (json!(false), vec![json!("false"), json!(0)]),
         "level" => (json!("gold"), vec![json!(true), json!([1])]),
         "items" => (
@@ -55,7 +65,7 @@ fn catalogue(t: EventType) -> (&'static [&'static str], &'static [&'static str])
         T::OaArticleClick => (&["article_id", "link"], &["target"]),
         T::OaFollow => (&[], &["via", "qrscene"]),
         T::OaUnfollow => (&[], &[]),
-        T::OaTemplateSent => (&["template_id"], &["msg_id", "purpose"]),
+        T::OaTemplateSent => (&["template_id"], &["msg_id", "purpose", "status"]),
         T::OaTemplateClick => (&["template_id"], &["msg_id", "target"]),
         T::MpVisit | T::MpPageView => (&["page"], &[]),
         T::MpFollowPromptShown | T::MpFollowPromptClick => (&[], &["placement"]),
