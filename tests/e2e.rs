@@ -221,8 +221,24 @@ async fn assert_read_models(store: &ReadStore, valid: &[Value]) {
         want_events.len(),
         "one row per distinct event_id"
     );
-    assert_eq!(got_events, want_events);
-    assert_eq!(read::member_profiles(store).await.unwrap(), want_profiles);
+    assert_same("events", &got_events, &want_events);
+    assert_same(
+        "member_profile",
+        &read::member_profiles(store).await.unwrap(),
+        &want_profiles,
+    );
+}
+
+/// Equal tables, or a failure that shows the rows that differ (not both tables).
+fn assert_same<T: PartialEq + std::fmt::Debug>(table: &str, got: &[T], want: &[T]) {
+    let extra: Vec<&T> = got.iter().filter(|r| !want.contains(r)).take(5).collect();
+    let missing: Vec<&T> = want.iter().filter(|r| !got.contains(r)).take(5).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty() && got.len() == want.len(),
+        "{table} differs from the reference ({} rows vs {}):\n  unexpected: {extra:#?}\n  missing: {missing:#?}",
+        got.len(),
+        want.len()
+    );
 }
 
 fn assert_rejections(stream: &[Value], rejected: &[(usize, String)], invalid: &[(Value, &str)]) {

@@ -18,7 +18,9 @@ use liandong_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::member_profile::{self, ts, Identity, MemberProfile, ProfileEvent, PROFILE_TYPES};
+use crate::facts;
+use crate::member_profile::{self, ts, Identity, MemberProfile, ProfileEvent};
+use crate::metrics::{self, MetricsDb, TrafficCounts};
 use crate::{Projection, Tx};
 
 /// The projection of `events`, `member_identity` and `member_profile`.
@@ -40,11 +42,28 @@ impl Projection for CoreProjection {
     }
 
     fn version(&self) -> i32 {
-        1
+        // 2: the metrics read models (issue 3) joined the projection.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["member_profile", "events", "member_identity"]
+        &[
+            "member_profile",
+            "events",
+            "member_identity",
+            "metric_menu_entry_daily",
+            "metric_article_daily",
+            "fact_member_day",
+            "metric_linkage_daily",
+            "fact_conversion",
+            "retention_repurchase_30d_counts",
+            "fact_follower",
+            "retention_follower_30d_counts",
+            "fact_member_week",
+            "retention_weekly_counts",
+            "fact_experiment",
+            "ab_readout",
+        ]
     }
 
     async fn apply(&self, tx: Tx<'_>, events: &[Event]) -> Result<(), StoreError> {
@@ -122,7 +141,11 @@ fn resolve(
     }
 }
 
-async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result<(), StoreError> {
+async fn apply<C: CoreDb + MetricsDb + Send>(
+    db: &mut C,
+    tz: Tz,
+    events: &[Event],
+) -> Result<(), StoreError> {
     // 1. The bindings the batch carries.
     let mut bindings: BTreeSet<BindingRow> = BTreeSet::new();
     for e in events {
@@ -160,14 +183,25 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
 
     // 3. The events, each under its final member.
     let mut seen_ids = BTreeSet::new();
-    let rows: Vec<EventRow> = events
+    let unique: Vec<&Event> = events
         .iter()
         .filter(|e| seen_ids.insert(e.event_id))
-        .map(|e| event_row(e, tz, &known))
         .collect();
+    let rows: Vec<EventRow> = unique.iter().map(|e| event_row(e, tz, &known)).collect();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     if !rows.is_empty() {
-        touched.extend(db.insert_events(&json(&rows)).await?);
+        let inserted = db.insert_events(&json(&rows)).await?;
+        // Event counts take only events new to the store: a redelivered event counts once.
+        let new_ids: BTreeSet<&str> = inserted.iter().map(|(id, _)| id.as_str()).collect();
+        let mut traffic = TrafficCounts::default();
+        for e in unique
+            .iter()
+            .filter(|e| new_ids.contains(e.event_id.to_string().as_str()))
+        {
+            traffic.add(e, tz);
+        }
+        metrics::count_traffic(db, &traffic).await?;
+        touched.extend(inserted.into_iter().map(|(_, key)| key));
     }
 
     // 4. Retroactive bindings: events stored under a bare openid that is now bound.
@@ -225,10 +259,8 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
         .into_iter()
         .map(|(k, first, last)| Ok((k, (parse_ts(&first)?, parse_ts(&last)?))))
         .collect::<Result<_, StoreError>>()?;
-    let type_names: Vec<&str> = PROFILE_TYPES.iter().map(|t| t.as_str()).collect();
     let mut by_member: BTreeMap<String, Vec<ProfileEvent>> = BTreeMap::new();
-    for (key, event_id, ty, at, from, props) in db.profile_events(&keys, &json(&type_names)).await?
-    {
+    for (key, event_id, ty, at, from, props) in db.member_events(&keys).await? {
         let Ok(event_type) = ty.parse::<EventType>() else {
             continue;
         };
@@ -260,6 +292,7 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
             }
         }
     }
+    let mut facts = Vec::with_capacity(touched.len());
     let profiles: Vec<MemberProfile> = touched
         .iter()
         .filter_map(|key| {
@@ -271,10 +304,12 @@ async fn apply<C: CoreDb + Send>(db: &mut C, tz: Tz, events: &[Event]) -> Result
                 _ => identity.unionid = Some(key.clone()),
             }
             let events = by_member.remove(key).unwrap_or_default();
+            facts.push((key.clone(), facts::fold(&events, tz)));
             Some(member_profile::fold(key, identity, seen, &events))
         })
         .collect();
-    db.replace_profiles(&keys, &json(&profiles)).await
+    db.replace_profiles(&keys, &json(&profiles)).await?;
+    metrics::replace_facts(db, &keys, &facts).await
 }
 
 fn event_row<'a>(e: &'a Event, tz: Tz, bindings: &Bindings) -> EventRow<'a> {
@@ -346,8 +381,8 @@ trait CoreDb {
         &mut self,
         unionids: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// Inserts events; returns the member keys of those that were new.
-    async fn insert_events(&mut self, rows: &str) -> Result<Vec<String>, StoreError>;
+    /// Inserts events; returns (event_id, member_key) of those that were new.
+    async fn insert_events(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// (event_id, oa_openid, mp_openid, member_key) of events under a bare openid key that
     /// carry one of the given openids.
     async fn events_to_rekey(&mut self, oa: &str, mp: &str) -> Result<Vec<StaleRow>, StoreError>;
@@ -355,13 +390,8 @@ trait CoreDb {
     /// (member_key, earliest, latest occurred_at) of the given members.
     async fn seen_range(&mut self, keys: &str)
         -> Result<Vec<(String, String, String)>, StoreError>;
-    /// (member_key, event_id, type, occurred_at, source_from, props) of the given members'
-    /// events of the given types.
-    async fn profile_events(
-        &mut self,
-        keys: &str,
-        types: &str,
-    ) -> Result<Vec<ProfileRow>, StoreError>;
+    /// (member_key, event_id, type, occurred_at, source_from, props) of the given members' events.
+    async fn member_events(&mut self, keys: &str) -> Result<Vec<ProfileRow>, StoreError>;
     /// Replaces the profiles of `keys` by `rows` (a key without a row loses its profile).
     async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
 }
@@ -374,7 +404,7 @@ struct Sql {
     events_to_rekey: &'static str,
     rekey: &'static str,
     seen_range: &'static str,
-    profile_events: &'static str,
+    member_events: &'static str,
     delete_profiles: &'static str,
     insert_profiles: &'static str,
 }
@@ -395,7 +425,7 @@ const PG: Sql = Sql {
             received_at timestamptz, day date, member_key text, unionid text, oa_openid text, mp_openid text,
             source_from text, source_type text, source_id text, scene bigint, props jsonb, source_extra jsonb,
             context jsonb, schema_version int)
-        ON CONFLICT (event_id) DO NOTHING RETURNING member_key",
+        ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, member_key",
     events_to_rekey: "SELECT event_id::text, oa_openid, mp_openid, member_key FROM events
         WHERE (oa_openid IN (SELECT jsonb_array_elements_text($1::jsonb))
             OR mp_openid IN (SELECT jsonb_array_elements_text($2::jsonb)))
@@ -407,10 +437,9 @@ const PG: Sql = Sql {
             to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
             to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
         FROM events WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb)) GROUP BY member_key",
-    profile_events: "SELECT member_key, event_id::text, type,
+    member_events: "SELECT member_key, event_id::text, type,
             to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), source_from, props::text
-        FROM events WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))
-          AND type IN (SELECT jsonb_array_elements_text($2::jsonb))",
+        FROM events WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
     delete_profiles: "DELETE FROM member_profile WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
     insert_profiles: "INSERT INTO member_profile (member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at,
             first_from, following, followed_at, follow_via, orders_paid, revenue_fen, first_paid_at, last_paid_at,
@@ -438,7 +467,7 @@ const SQLITE: Sql = Sql {
             value ->> 'scene', value -> 'props', nullif(value -> 'source_extra', 'null'),
             nullif(value -> 'context', 'null'), value ->> 'schema_version'
         FROM json_each($1) WHERE true
-        ON CONFLICT (event_id) DO NOTHING RETURNING member_key",
+        ON CONFLICT (event_id) DO NOTHING RETURNING event_id, member_key",
     events_to_rekey: "SELECT event_id, oa_openid, mp_openid, member_key FROM events
         WHERE (oa_openid IN (SELECT value FROM json_each($1)) OR mp_openid IN (SELECT value FROM json_each($2)))
           AND (member_key LIKE 'oa:%' OR member_key LIKE 'mp:%')",
@@ -446,9 +475,8 @@ const SQLITE: Sql = Sql {
         FROM json_each($1) AS x WHERE events.event_id = x.value ->> 'event_id'",
     seen_range: "SELECT member_key, min(occurred_at), max(occurred_at)
         FROM events WHERE member_key IN (SELECT value FROM json_each($1)) GROUP BY member_key",
-    profile_events: "SELECT member_key, event_id, type, occurred_at, source_from, props
-        FROM events WHERE member_key IN (SELECT value FROM json_each($1))
-          AND type IN (SELECT value FROM json_each($2))",
+    member_events: "SELECT member_key, event_id, type, occurred_at, source_from, props
+        FROM events WHERE member_key IN (SELECT value FROM json_each($1))",
     delete_profiles: "DELETE FROM member_profile WHERE member_key IN (SELECT value FROM json_each($1))",
     insert_profiles: "INSERT INTO member_profile (member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at,
             first_from, following, followed_at, follow_via, orders_paid, revenue_fen, first_paid_at, last_paid_at,
@@ -492,8 +520,11 @@ macro_rules! core_db {
                     .fetch_all(self)
                     .await?)
             }
-            async fn insert_events(&mut self, rows: &str) -> Result<Vec<String>, StoreError> {
-                Ok(sqlx::query_scalar($sql.insert_events)
+            async fn insert_events(
+                &mut self,
+                rows: &str,
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                Ok(sqlx::query_as($sql.insert_events)
                     .bind(rows)
                     .fetch_all(self)
                     .await?)
@@ -522,14 +553,9 @@ macro_rules! core_db {
                     .fetch_all(self)
                     .await?)
             }
-            async fn profile_events(
-                &mut self,
-                keys: &str,
-                types: &str,
-            ) -> Result<Vec<ProfileRow>, StoreError> {
-                Ok(sqlx::query_as($sql.profile_events)
+            async fn member_events(&mut self, keys: &str) -> Result<Vec<ProfileRow>, StoreError> {
+                Ok(sqlx::query_as($sql.member_events)
                     .bind(keys)
-                    .bind(types)
                     .fetch_all(self)
                     .await?)
             }

@@ -3,8 +3,11 @@
 //! live side by side here; the projector runtime (`liandong-projector`) feeds it batches and
 //! moves the log positions in the same transaction.
 
+pub mod ab;
 pub mod core;
+pub mod facts;
 pub mod member_profile;
+mod metrics;
 pub mod read;
 
 use async_trait::async_trait;
@@ -54,4 +57,38 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies a batch of events inside the runtime's transaction. The batch may hold events
     /// already applied (a redelivery) and events in any order; the result must be the same.
     async fn apply(&self, tx: Tx<'_>, events: &[Event]) -> Result<(), StoreError>;
+}
+
+/// Records the configured time zone where the read models' views find it ("today" of the
+/// retention views). SQLite has no zone database: it gets the zone's current UTC offset, which
+/// the caller refreshes now and then (a zone with daylight saving changes it twice a year).
+pub async fn set_timezone(store: &ReadStore, tz: chrono_tz::Tz) -> Result<(), StoreError> {
+    use chrono::Offset;
+    let offset = chrono::Utc::now()
+        .with_timezone(&tz)
+        .offset()
+        .fix()
+        .local_minus_utc();
+    const UPSERT: &str = "INSERT INTO liandong_settings (key, value) VALUES ($1, $2)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+    for (k, v) in [
+        ("timezone", tz.name().to_owned()),
+        ("utc_offset", format!("{offset:+} seconds")),
+    ] {
+        match store {
+            ReadStore::Postgres(p) => sqlx::query(UPSERT)
+                .bind(k)
+                .bind(v)
+                .execute(p)
+                .await
+                .map(drop)?,
+            ReadStore::Sqlite(p) => sqlx::query(UPSERT)
+                .bind(k)
+                .bind(v)
+                .execute(p)
+                .await
+                .map(drop)?,
+        }
+    }
+    Ok(())
 }

@@ -167,3 +167,232 @@ pub async fn event_identities(store: &ReadStore) -> Result<Vec<EventIdentity>, S
         .await?,
     })
 }
+
+/// A date range, both ends inclusive; `None` is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range {
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+}
+
+/// A row of `metric_menu_entry_daily`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct MenuEntryDay {
+    pub day: String,
+    pub entry: String,
+    pub variant: String,
+    pub exposures: i64,
+    pub clicks: i64,
+}
+
+/// A row of `metric_article_daily`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct ArticleDay {
+    pub day: String,
+    pub article_id: String,
+    pub reads: i64,
+    pub clicks: i64,
+}
+
+/// A row of `metric_linkage_daily`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct LinkageDay {
+    pub day: String,
+    pub mp_users: i64,
+    pub oa_guided_users: i64,
+    pub prompt_follows: i64,
+    pub core_users: i64,
+    pub guided_order_users: i64,
+    pub guided_converted_7d: i64,
+}
+
+/// A row of `retention_repurchase_30d` or `retention_follower_30d`: a cohort, its size, how
+/// many of it repurchased / were retained, and whether the 30 days are over.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct Cohort30d {
+    pub cohort_day: String,
+    pub size: i64,
+    pub kept: i64,
+    pub mature: bool,
+}
+
+/// A row of `retention_weekly`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct WeeklyRetention {
+    pub cohort_week: String,
+    pub week_offset: i32,
+    pub cohort_size: i64,
+    pub active: i64,
+}
+
+/// A row of `ab_readout`.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AbRow {
+    pub experiment: String,
+    pub variant: String,
+    pub exposed_users: i64,
+    pub clicked_users: i64,
+    pub ctr: Option<f64>,
+    pub lift: Option<f64>,
+    pub p_value: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+}
+
+/// A day column as text, and `$n` compared with it, in the store's dialect.
+fn day_sql(store: &ReadStore, col: &str) -> (String, &'static str) {
+    match store {
+        ReadStore::Postgres(_) => (format!("{col}::text"), "::date"),
+        ReadStore::Sqlite(_) => (col.to_owned(), ""),
+    }
+}
+
+/// Rows of a per-day relation in `range`, optionally filtered on one text column.
+async fn by_day<T>(
+    store: &ReadStore,
+    select: &str,
+    table: &str,
+    day_col: &str,
+    range: Range,
+    filter: Option<(&str, &str)>,
+    order: &str,
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    let (_, cast) = day_sql(store, day_col);
+    let mut sql = format!(
+        "SELECT {select} FROM {table} WHERE ($1 IS NULL OR {day_col} >= $1{cast}) AND ($2 IS NULL OR {day_col} <= $2{cast})"
+    );
+    if let Some((col, _)) = filter {
+        sql.push_str(&format!(" AND {col} = $3"));
+    }
+    sql.push_str(&format!(" ORDER BY {order}"));
+    let from = range.from.map(|d| d.to_string());
+    let to = range.to.map(|d| d.to_string());
+    Ok(match store {
+        ReadStore::Postgres(p) => {
+            let mut q = sqlx::query_as(&sql).bind(from).bind(to);
+            if let Some((_, v)) = filter {
+                q = q.bind(v);
+            }
+            q.fetch_all(p).await?
+        }
+        ReadStore::Sqlite(p) => {
+            let mut q = sqlx::query_as(&sql).bind(from).bind(to);
+            if let Some((_, v)) = filter {
+                q = q.bind(v);
+            }
+            q.fetch_all(p).await?
+        }
+    })
+}
+
+/// `metric_menu_entry_daily` in `range`, optionally for one entry and/or variant.
+pub async fn menu_entry_daily(
+    store: &ReadStore,
+    range: Range,
+    entry: Option<&str>,
+) -> Result<Vec<MenuEntryDay>, StoreError> {
+    let (day, _) = day_sql(store, "day");
+    by_day(
+        store,
+        &format!("{day} AS day, entry, variant, exposures, clicks"),
+        "metric_menu_entry_daily",
+        "day",
+        range,
+        entry.map(|e| ("entry", e)),
+        "day, entry, variant",
+    )
+    .await
+}
+
+/// `metric_article_daily` in `range`, optionally for one article.
+pub async fn article_daily(
+    store: &ReadStore,
+    range: Range,
+    article: Option<&str>,
+) -> Result<Vec<ArticleDay>, StoreError> {
+    let (day, _) = day_sql(store, "day");
+    by_day(
+        store,
+        &format!("{day} AS day, article_id, reads, clicks"),
+        "metric_article_daily",
+        "day",
+        range,
+        article.map(|a| ("article_id", a)),
+        "day, article_id",
+    )
+    .await
+}
+
+/// `metric_linkage_daily` in `range`.
+pub async fn linkage_daily(store: &ReadStore, range: Range) -> Result<Vec<LinkageDay>, StoreError> {
+    let (day, _) = day_sql(store, "day");
+    by_day(store, &format!("{day} AS day, mp_users, oa_guided_users, prompt_follows, core_users, guided_order_users, guided_converted_7d"),
+        "metric_linkage_daily", "day", range, None, "day").await
+}
+
+/// `retention_repurchase_30d` (size = converted, kept = repurchased) for cohorts in `range`.
+pub async fn repurchase_30d(store: &ReadStore, range: Range) -> Result<Vec<Cohort30d>, StoreError> {
+    let (day, _) = day_sql(store, "cohort_day");
+    by_day(
+        store,
+        &format!("{day} AS cohort_day, converted AS size, repurchased AS kept, mature"),
+        "retention_repurchase_30d",
+        "cohort_day",
+        range,
+        None,
+        "cohort_day",
+    )
+    .await
+}
+
+/// `retention_follower_30d` (size = followers, kept = retained) for cohorts in `range`.
+pub async fn follower_30d(store: &ReadStore, range: Range) -> Result<Vec<Cohort30d>, StoreError> {
+    let (day, _) = day_sql(store, "cohort_day");
+    by_day(
+        store,
+        &format!("{day} AS cohort_day, followers AS size, retained AS kept, mature"),
+        "retention_follower_30d",
+        "cohort_day",
+        range,
+        None,
+        "cohort_day",
+    )
+    .await
+}
+
+/// `retention_weekly` for cohort weeks starting in `range`.
+pub async fn weekly_retention(
+    store: &ReadStore,
+    range: Range,
+) -> Result<Vec<WeeklyRetention>, StoreError> {
+    let (week, _) = day_sql(store, "cohort_week");
+    by_day(
+        store,
+        &format!("{week} AS cohort_week, week_offset, cohort_size, active"),
+        "retention_weekly",
+        "cohort_week",
+        range,
+        None,
+        "cohort_week, week_offset",
+    )
+    .await
+}
+
+/// `ab_readout`, optionally for one experiment.
+pub async fn ab_readout(
+    store: &ReadStore,
+    experiment: Option<&str>,
+) -> Result<Vec<AbRow>, StoreError> {
+    let sql = "SELECT experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
+               FROM ab_readout WHERE ($1 IS NULL OR experiment = $1) ORDER BY experiment, variant";
+    Ok(match store {
+        ReadStore::Postgres(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
+        ReadStore::Sqlite(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
+    })
+}

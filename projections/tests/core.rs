@@ -200,6 +200,16 @@ async fn order_independence(db: &TestStore) {
     };
     let wire = scenario::events(&shape);
     let (want_events, want_profiles) = reference::compute(&to_events(&wire), TZ);
+    let today = chrono::Utc::now().with_timezone(&TZ).date_naive();
+    let want_metrics = reference::metrics(&to_events(&wire), TZ, today);
+    assert!(
+        want_metrics.ab.iter().any(|r| r.p_value.is_some()),
+        "the scenario runs an A/B test"
+    );
+    assert!(
+        want_metrics.repurchase.iter().any(|r| r.size > 0)
+            && want_metrics.follower.iter().any(|r| r.size > 0)
+    );
     assert!(
         want_profiles.iter().any(|m| m.unionid.is_some())
             && want_profiles.iter().any(|m| m.unionid.is_none())
@@ -225,6 +235,14 @@ async fn order_independence(db: &TestStore) {
                     let got_profiles = read::member_profiles(store).await.unwrap();
                     prop_assert_eq!(&got_events, &want_events);
                     prop_assert_eq!(&got_profiles, &want_profiles);
+                    let got_metrics = reference::stored_metrics(store).await;
+                    prop_assert_eq!(&got_metrics.menu, &want_metrics.menu);
+                    prop_assert_eq!(&got_metrics.article, &want_metrics.article);
+                    prop_assert_eq!(&got_metrics.linkage, &want_metrics.linkage);
+                    prop_assert_eq!(&got_metrics.repurchase, &want_metrics.repurchase);
+                    prop_assert_eq!(&got_metrics.follower, &want_metrics.follower);
+                    prop_assert_eq!(&got_metrics.weekly, &want_metrics.weekly);
+                    prop_assert_eq!(&got_metrics.ab, &want_metrics.ab);
                     Ok(())
                 })
             },

@@ -144,3 +144,327 @@ pub fn compute(events: &[Event], tz: Tz) -> (Vec<EventIdentity>, Vec<MemberProfi
     }
     (rows, profiles)
 }
+
+/// Every metric relation of METRICS.md, computed the plain way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics {
+    pub menu: Vec<liandong_projections::read::MenuEntryDay>,
+    pub article: Vec<liandong_projections::read::ArticleDay>,
+    pub linkage: Vec<liandong_projections::read::LinkageDay>,
+    pub repurchase: Vec<liandong_projections::read::Cohort30d>,
+    pub follower: Vec<liandong_projections::read::Cohort30d>,
+    pub weekly: Vec<liandong_projections::read::WeeklyRetention>,
+    pub ab: Vec<liandong_projections::read::AbRow>,
+}
+
+/// The metric relations over `events` (duplicates allowed), with "today" = `today`.
+pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
+    use chrono::{Datelike, Duration, NaiveDate};
+    use liandong_projections::read::*;
+    use std::collections::BTreeSet;
+
+    let (rows, _) = compute(events, tz);
+    let key_of: HashMap<String, String> = rows
+        .iter()
+        .map(|r| (r.event_id.clone(), r.member_key.clone()))
+        .collect();
+    let mut unique: BTreeMap<String, &Event> = BTreeMap::new();
+    for e in events {
+        unique.entry(e.event_id.to_string()).or_insert(e);
+    }
+    let day = |e: &Event| e.occurred_utc().with_timezone(&tz).date_naive();
+    let s = |e: &Event, k: &str| {
+        e.props
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    // Traffic: plain event counts.
+    let mut menu: BTreeMap<(NaiveDate, String, String), (i64, i64)> = BTreeMap::new();
+    let mut article: BTreeMap<(NaiveDate, String), (i64, i64)> = BTreeMap::new();
+    for e in unique.values() {
+        match e.event_type {
+            EventType::OaMenuExposure => {
+                menu.entry((day(e), s(e, "entry"), s(e, "variant")))
+                    .or_default()
+                    .0 += 1
+            }
+            EventType::OaMenuClick => {
+                menu.entry((day(e), s(e, "entry"), s(e, "variant")))
+                    .or_default()
+                    .1 += 1
+            }
+            EventType::OaArticleRead => {
+                article.entry((day(e), s(e, "article_id"))).or_default().0 += 1
+            }
+            EventType::OaArticleClick => {
+                article.entry((day(e), s(e, "article_id"))).or_default().1 += 1
+            }
+            _ => {}
+        }
+    }
+
+    // Members, each with its events in (occurred_at, event_id) order.
+    let mut members: BTreeMap<String, Vec<&Event>> = BTreeMap::new();
+    for (id, e) in &unique {
+        members.entry(key_of[id].clone()).or_default().push(e);
+    }
+    for evs in members.values_mut() {
+        evs.sort_by_key(|e| (e.occurred_utc(), e.event_id.to_string()));
+    }
+    let guided = |e: &Event| {
+        e.event_type == EventType::MpVisit
+            && matches!(
+                e.resolved_from().as_deref(),
+                Some("menu" | "article" | "template" | "oa_msg" | "oa_profile")
+            )
+    };
+
+    let mut linkage: BTreeMap<NaiveDate, [BTreeSet<&str>; 6]> = BTreeMap::new();
+    let mut repurchase: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
+    let mut follower: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
+    let mut cohorts: BTreeMap<NaiveDate, Vec<BTreeSet<NaiveDate>>> = BTreeMap::new();
+    let mut exposures: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for (m, evs) in &members {
+        let mut paid: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        for e in evs.iter().filter(|e| e.event_type == EventType::OrderPaid) {
+            paid.entry(s(e, "order_id")).or_insert(e.occurred_utc());
+        }
+        let days: BTreeSet<NaiveDate> = evs.iter().map(|e| day(e)).collect();
+        for d in days {
+            let on = |t: EventType| evs.iter().filter(move |e| e.event_type == t && day(e) == d);
+            let visits = on(EventType::MpVisit).count() > 0;
+            let follows = on(EventType::OaFollow).count() > 0;
+            if !visits && !follows {
+                continue;
+            }
+            let sets = linkage.entry(d).or_default();
+            let g = evs
+                .iter()
+                .filter(|e| guided(e) && day(e) == d)
+                .map(|e| e.occurred_utc())
+                .min();
+            if visits {
+                sets[0].insert(m);
+            }
+            if g.is_some() {
+                sets[1].insert(m);
+            }
+            if on(EventType::OaFollow).any(|e| s(e, "via") == "mp_prompt") {
+                sets[2].insert(m);
+            }
+            if visits
+                && (on(EventType::OrderPlaced).count() + on(EventType::ActivityReserved).count())
+                    > 0
+            {
+                sets[3].insert(m);
+            }
+            if let Some(g) = g {
+                if on(EventType::OrderPlaced).any(|e| e.occurred_utc() >= g) {
+                    sets[4].insert(m);
+                }
+                if paid.values().any(|t| g <= *t && *t < g + Duration::days(7)) {
+                    sets[5].insert(m);
+                }
+            }
+        }
+        // Linkage conversion time t0 and the repurchase within 30 days.
+        let guided_times: Vec<DateTime<Utc>> = evs
+            .iter()
+            .filter(|e| guided(e))
+            .map(|e| e.occurred_utc())
+            .collect();
+        let converting = paid.iter().filter(|(_, t)| {
+            guided_times
+                .iter()
+                .any(|g| *g <= **t && **t < *g + Duration::days(7))
+        });
+        if let Some((order, t0)) = converting.min_by_key(|(o, t)| (**t, (*o).clone())) {
+            let c = repurchase
+                .entry(t0.with_timezone(&tz).date_naive())
+                .or_default();
+            c.0 += 1;
+            if paid
+                .iter()
+                .any(|(o, t)| o != order && *t0 < *t && *t <= *t0 + Duration::days(30))
+            {
+                c.1 += 1;
+            }
+        }
+        // Followers through the MP prompt, retained 30 days later.
+        if let Some(first) = evs
+            .iter()
+            .find(|e| e.event_type == EventType::OaFollow && s(e, "via") == "mp_prompt")
+        {
+            let t0 = first.occurred_utc();
+            let last = evs
+                .iter()
+                .filter(|e| {
+                    matches!(e.event_type, EventType::OaFollow | EventType::OaUnfollow)
+                        && e.occurred_utc() <= t0 + Duration::days(30)
+                })
+                .last();
+            let c = follower
+                .entry(t0.with_timezone(&tz).date_naive())
+                .or_default();
+            c.0 += 1;
+            if last.is_some_and(|e| e.event_type == EventType::OaFollow) {
+                c.1 += 1;
+            }
+        }
+        // Weekly cohorts.
+        let monday = |d: NaiveDate| d - Duration::days(d.weekday().num_days_from_monday() as i64);
+        let weeks: BTreeSet<NaiveDate> = evs
+            .iter()
+            .filter(|e| !e.event_type.as_str().starts_with("member."))
+            .map(|e| monday(day(e)))
+            .collect();
+        if let Some(first) = weeks.first() {
+            cohorts.entry(*first).or_default().push(weeks.clone());
+        }
+        // Experiments.
+        let mut seen: BTreeMap<String, (BTreeSet<String>, DateTime<Utc>)> = BTreeMap::new();
+        for e in evs
+            .iter()
+            .filter(|e| e.event_type == EventType::OaMenuExposure && !s(e, "experiment").is_empty())
+        {
+            seen.entry(s(e, "experiment"))
+                .or_insert_with(|| (BTreeSet::new(), e.occurred_utc()))
+                .0
+                .insert(s(e, "variant"));
+        }
+        for (x, (variants, first)) in seen {
+            if variants.len() != 1 {
+                continue;
+            }
+            let v = variants.into_iter().next().unwrap_or_default();
+            let clicked = evs.iter().any(|e| {
+                e.event_type == EventType::OaMenuClick
+                    && s(e, "experiment") == x
+                    && s(e, "variant") == v
+                    && e.occurred_utc() >= first
+            });
+            let c = exposures.entry((x, v)).or_default();
+            c.0 += 1;
+            c.1 += clicked as i64;
+        }
+    }
+
+    let mut weekly = Vec::new();
+    for (cohort, members) in &cohorts {
+        for offset in 0..=12 {
+            let week = *cohort + Duration::days(7 * offset);
+            if week > today {
+                break;
+            }
+            weekly.push(WeeklyRetention {
+                cohort_week: cohort.to_string(),
+                week_offset: offset as i32,
+                cohort_size: members.len() as i64,
+                active: members.iter().filter(|w| w.contains(&week)).count() as i64,
+            });
+        }
+    }
+    let mut by_experiment: BTreeMap<String, Vec<liandong_projections::ab::VariantCounts>> =
+        BTreeMap::new();
+    for ((x, v), (exposed, clicked)) in exposures {
+        by_experiment
+            .entry(x)
+            .or_default()
+            .push(liandong_projections::ab::VariantCounts {
+                variant: v,
+                exposed,
+                clicked,
+            });
+    }
+    let cohort = |m: BTreeMap<NaiveDate, (i64, i64)>| -> Vec<Cohort30d> {
+        m.into_iter()
+            .map(|(d, (size, kept))| Cohort30d {
+                cohort_day: d.to_string(),
+                size,
+                kept,
+                mature: today >= d + Duration::days(31),
+            })
+            .collect()
+    };
+    Metrics {
+        menu: menu
+            .into_iter()
+            .map(|((d, entry, variant), (exposures, clicks))| MenuEntryDay {
+                day: d.to_string(),
+                entry,
+                variant,
+                exposures,
+                clicks,
+            })
+            .collect(),
+        article: article
+            .into_iter()
+            .map(|((d, article_id), (reads, clicks))| ArticleDay {
+                day: d.to_string(),
+                article_id,
+                reads,
+                clicks,
+            })
+            .collect(),
+        linkage: linkage
+            .into_iter()
+            .map(|(d, s)| LinkageDay {
+                day: d.to_string(),
+                mp_users: s[0].len() as i64,
+                oa_guided_users: s[1].len() as i64,
+                prompt_follows: s[2].len() as i64,
+                core_users: s[3].len() as i64,
+                guided_order_users: s[4].len() as i64,
+                guided_converted_7d: s[5].len() as i64,
+            })
+            .collect(),
+        repurchase: cohort(repurchase),
+        follower: cohort(follower),
+        weekly,
+        ab: by_experiment
+            .iter()
+            .flat_map(|(x, v)| liandong_projections::ab::readout(x, v))
+            .map(|r| AbRow {
+                experiment: r.experiment,
+                variant: r.variant,
+                exposed_users: r.exposed_users,
+                clicked_users: r.clicked_users,
+                ctr: r.ctr,
+                lift: r.lift,
+                p_value: r.p_value,
+                ci_low: r.ci_low,
+                ci_high: r.ci_high,
+            })
+            .collect(),
+    }
+}
+
+/// The same relations as the store holds them.
+pub async fn stored_metrics(store: &liandong_store::ReadStore) -> Metrics {
+    use liandong_projections::read::*;
+    let all = Range::default();
+    Metrics {
+        menu: menu_entry_daily(store, all, None)
+            .await
+            .expect("metric_menu_entry_daily"),
+        article: article_daily(store, all, None)
+            .await
+            .expect("metric_article_daily"),
+        linkage: linkage_daily(store, all)
+            .await
+            .expect("metric_linkage_daily"),
+        repurchase: repurchase_30d(store, all)
+            .await
+            .expect("retention_repurchase_30d"),
+        follower: follower_30d(store, all)
+            .await
+            .expect("retention_follower_30d"),
+        weekly: weekly_retention(store, all)
+            .await
+            .expect("retention_weekly"),
+        ab: ab_readout(store, None).await.expect("ab_readout"),
+    }
+}

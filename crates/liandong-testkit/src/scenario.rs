@@ -87,16 +87,35 @@ pub fn events(shape: &Shape) -> Vec<Value> {
             }
             let (ty, props, extra): (&str, Value, Option<(&str, Value)>) = if on_oa {
                 match rng.gen_range(0..6) {
-                    0 => (
-                        "oa.menu.exposure",
-                        json!({"entry": "立即点餐", "experiment": "entry_name", "variant": if m % 2 == 0 {"control"} else {"b"}}),
-                        None,
-                    ),
-                    1 => (
-                        "oa.menu.click",
-                        json!({"entry": "立即点餐", "target": "pages/menu/index?from=menu&type=home"}),
-                        None,
-                    ),
+                    0 => {
+                        // Now and then a member sees the other variant too: excluded from the test.
+                        let variant = if (m % 2 == 0) != rng.gen_bool(0.05) {
+                            "control"
+                        } else {
+                            "b"
+                        };
+                        let entry = if variant == "control" {
+                            "立即点餐"
+                        } else {
+                            "进入小程序点餐"
+                        };
+                        (
+                            "oa.menu.exposure",
+                            json!({"entry": entry, "experiment": "entry_name", "variant": variant}),
+                            None,
+                        )
+                    }
+                    1 => {
+                        let variant = if m % 2 == 0 { "control" } else { "b" };
+                        let entry = if variant == "control" {
+                            "立即点餐"
+                        } else {
+                            "进入小程序点餐"
+                        };
+                        let props = json!({"entry": entry, "experiment": "entry_name", "variant": variant,
+                            "target": "pages/menu/index?from=menu&type=home"});
+                        ("oa.menu.click", props, None)
+                    }
                     2 => (
                         "oa.article.read",
                         json!({"article_id": format!("a{}", rng.gen_range(1..5))}),

@@ -87,6 +87,9 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     liandong_projections::migrate(&store)
         .await
         .context("migrating the read store")?;
+    liandong_projections::set_timezone(&store, cfg.timezone)
+        .await
+        .context("recording the time zone in the read store")?;
     let log = open_log(role, &cfg).await?;
     let projections = projections(&cfg);
 
