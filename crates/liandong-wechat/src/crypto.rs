@@ -105,7 +105,10 @@ impl AesKey {
                 "expected the 43-character EncodingAESKey of the OA admin console, got {count} characters"
             ));
         }
-        if let Some(bad) = text.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '+' && *c != '/') {
+        if let Some(bad) = text
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && *c != '+' && *c != '/')
+        {
             return Err(format!(
                 "expected the 43-character EncodingAESKey (letters, digits, + and /), got the character {bad:?}"
             ));
@@ -168,7 +171,8 @@ impl AesKey {
     /// Seals `message` for `appid` the way WeChat does, with the caller's 16 random bytes
     /// (tests pass fixed ones to get reproducible pushes). Returns the base64 `Encrypt` text.
     pub fn encrypt(&self, random: [u8; RANDOM_LEN], message: &[u8], appid: &str) -> String {
-        let mut buf = Vec::with_capacity(RANDOM_LEN + LENGTH_LEN + message.len() + appid.len() + PAD_BLOCK);
+        let mut buf =
+            Vec::with_capacity(RANDOM_LEN + LENGTH_LEN + message.len() + appid.len() + PAD_BLOCK);
         buf.extend_from_slice(&random);
         // A push is at most a few KiB; u32 holds any message this endpoint could ever take.
         let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
@@ -205,40 +209,78 @@ fn unpad(plain: &[u8]) -> Result<&[u8], DecryptError> {
 mod tests {
     use super::*;
 
-    // WeChat's published sample for the OA message encryption (its "加解密方案说明" example).
+    // The published worked example of this scheme (WeCom's "加解密方案说明", the same
+    // algorithm the OA platform uses; the AppID slot holds the corp id there).
     const TOKEN: &str = "QDG6eK";
     const APPID: &str = "wx5823bf96d3bd56c7";
     const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
     const TIMESTAMP: &str = "1409659813";
     const NONCE: &str = "1372623149";
     const MSG_SIGNATURE: &str = "477715d11cdb4164915debcba66cb864d751f3e6";
-    const ENCRYPT: &str = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS";
+    /// The Encrypt value as the issue quoted it: its first 381 characters only.
+    const ENCRYPT_AS_QUOTED: &str = "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3QczcdCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjvd4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnvw2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22Ncx4XXZS9o0MBH27Bo6BpNelZpS";
+    /// The rest of the published value.
+    const ENCRYPT_TAIL: &str = "+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2uyPIGHBZZIs2pDBS8R07+qN+E7Q==";
+
+    fn encrypt_published() -> String {
+        format!("{ENCRYPT_AS_QUOTED}{ENCRYPT_TAIL}")
+    }
 
     fn key() -> AesKey {
         AesKey::from_encoding_aes_key(KEY).expect("the sample key")
     }
 
     #[test]
-    fn wechat_sample_signature_verifies() {
-        assert!(signature_matches(MSG_SIGNATURE, &[TOKEN, TIMESTAMP, NONCE, ENCRYPT]));
+    fn published_sample_signature_verifies() {
+        let encrypt = encrypt_published();
+        assert!(signature_matches(
+            MSG_SIGNATURE,
+            &[TOKEN, TIMESTAMP, NONCE, &encrypt]
+        ));
         assert!(signature_matches(
             &MSG_SIGNATURE.to_uppercase(),
-            &[ENCRYPT, NONCE, TOKEN, TIMESTAMP]
+            &[&encrypt, NONCE, TOKEN, TIMESTAMP]
         ));
-        assert!(!signature_matches(MSG_SIGNATURE, &[TOKEN, TIMESTAMP, "1372623148", ENCRYPT]));
-        assert!(!signature_matches("", &[TOKEN, TIMESTAMP, NONCE, ENCRYPT]));
+        assert!(!signature_matches(
+            MSG_SIGNATURE,
+            &[TOKEN, TIMESTAMP, "1372623148", &encrypt]
+        ));
+        assert!(!signature_matches("", &[TOKEN, TIMESTAMP, NONCE, &encrypt]));
     }
 
     #[test]
-    fn wechat_sample_decrypts_to_its_message_for_its_appid() {
-        let opened = key().decrypt(ENCRYPT).expect("the sample opens");
+    fn published_sample_decrypts_to_its_message_for_its_appid() {
+        let opened = key()
+            .decrypt(&encrypt_published())
+            .expect("the sample opens");
         assert_eq!(opened.appid, APPID);
         let text = String::from_utf8(opened.message).expect("UTF-8 XML");
-        assert!(text.starts_with("<xml>"), "{text}");
-        assert!(text.ends_with("</xml>"), "{text}");
-        assert!(text.contains("<ToUserName><![CDATA[oia2TjjewbmiOUlr6X-1crbLOvLw]]></ToUserName>"), "{text}");
-        assert!(text.contains("<FromUserName><![CDATA[gh_7f083739789a]]></FromUserName>"), "{text}");
-        assert!(text.contains("<CreateTime>1407743423</CreateTime>"), "{text}");
+        assert_eq!(
+            text,
+            "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName>\n\
+             <FromUserName><![CDATA[mycreate]]></FromUserName>\n\
+             <CreateTime>1409659813</CreateTime>\n\
+             <MsgType><![CDATA[text]]></MsgType>\n\
+             <Content><![CDATA[hello]]></Content>\n\
+             <MsgId>4561255354251345929</MsgId>\n\
+             <AgentID>218</AgentID>\n\
+             </xml>"
+        );
+    }
+
+    /// The value as quoted in the issue is 381 characters: not base64 (a length of 4n + 1 is
+    /// impossible), not what `msg_signature` was computed over, so neither check passes.
+    #[test]
+    fn the_sample_as_quoted_is_truncated() {
+        assert_eq!(ENCRYPT_AS_QUOTED.len(), 381);
+        assert!(!signature_matches(
+            MSG_SIGNATURE,
+            &[TOKEN, TIMESTAMP, NONCE, ENCRYPT_AS_QUOTED]
+        ));
+        assert!(matches!(
+            key().decrypt(ENCRYPT_AS_QUOTED),
+            Err(DecryptError::NotBase64(_))
+        ));
     }
 
     #[test]
@@ -260,9 +302,15 @@ mod tests {
         let sealed = key().encrypt([1; 16], b"<xml/>", APPID);
         let other = AesKey::from_encoding_aes_key(&"A".repeat(43)).expect("a key");
         assert!(other.decrypt(&sealed).is_err());
-        assert!(matches!(key().decrypt("%%%"), Err(DecryptError::NotBase64(_))));
+        assert!(matches!(
+            key().decrypt("%%%"),
+            Err(DecryptError::NotBase64(_))
+        ));
         assert!(matches!(key().decrypt(""), Err(DecryptError::BadLength(0))));
-        assert!(matches!(key().decrypt(&STANDARD.encode([0u8; 16])), Err(DecryptError::BadLength(16))));
+        assert!(matches!(
+            key().decrypt(&STANDARD.encode([0u8; 16])),
+            Err(DecryptError::BadLength(16))
+        ));
         // A zero-filled ciphertext decrypts to noise with (almost surely) no valid padding.
         for n in [32usize, 64, 96] {
             let _ = key().decrypt(&STANDARD.encode(vec![0u8; n]));
@@ -292,9 +340,13 @@ mod tests {
     #[test]
     fn encoding_aes_keys_are_validated() {
         assert!(AesKey::from_encoding_aes_key(KEY).is_ok());
-        assert!(AesKey::from_encoding_aes_key(&KEY[..42]).unwrap_err().contains("got 42 characters"));
+        assert!(AesKey::from_encoding_aes_key(&KEY[..42])
+            .unwrap_err()
+            .contains("got 42 characters"));
         let bad = format!("{}=", &KEY[..42]);
-        assert!(AesKey::from_encoding_aes_key(&bad).unwrap_err().contains("'='"));
+        assert!(AesKey::from_encoding_aes_key(&bad)
+            .unwrap_err()
+            .contains("'='"));
         assert_eq!(format!("{:?}", key()), "AesKey([redacted])");
     }
 }

@@ -18,7 +18,9 @@ use crate::MAX_BODY_BYTES;
 /// acknowledged (and dead-lettered or ignored).
 #[derive(Debug, thiserror::Error)]
 pub enum WechatError {
-    #[error("the WeChat callback is not configured on this server (LIANDONG_WECHAT_TOKEN is unset)")]
+    #[error(
+        "the WeChat callback is not configured on this server (LIANDONG_WECHAT_TOKEN is unset)"
+    )]
     NotConfigured,
     #[error("query parameter {0} is required")]
     MissingParameter(&'static str),
@@ -30,7 +32,10 @@ pub enum WechatError {
     SafeModeNotConfigured,
     #[error("could not read the request body: {0}")]
     BodyUnreadable(String),
-    #[error("request body too large: the limit is {} bytes (64 KiB)", MAX_BODY_BYTES)]
+    #[error(
+        "request body too large: the limit is {} bytes (64 KiB)",
+        MAX_BODY_BYTES
+    )]
     BodyTooLarge,
     #[error("request body is not a WeChat push: {0}")]
     MalformedXml(String),
@@ -75,13 +80,18 @@ impl IntoResponse for WechatError {
         }
         let status = self.status();
         match &self {
-            WechatError::Timeout(_) => tracing::warn!(error = %self, "push not confirmed, WeChat will retry"),
+            WechatError::Timeout(_) => {
+                tracing::warn!(error = %self, "push not confirmed, WeChat will retry")
+            }
             // Our configuration, not the sender, is what is wrong: an operator must see it.
             WechatError::SafeModeNotConfigured => tracing::error!(error = %self, "push refused"),
             _ => tracing::info!(error = %self, status = status.as_u16(), "push refused"),
         }
-        let mut response =
-            (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

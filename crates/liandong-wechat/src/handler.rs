@@ -56,7 +56,10 @@ impl Params {
 fn text(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     // `echostr` is the sender's text: never let a browser sniff it into HTML.
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
@@ -168,31 +171,35 @@ async fn receive(
     span.record("event_id", field::display(event_id));
     span.record(
         "event",
-        push.get("Event").or(push.get("MsgType")).unwrap_or_default(),
+        push.get("Event")
+            .or(push.get("MsgType"))
+            .unwrap_or_default(),
     );
-    let item = match mapping::map(&push, &config.menu)
-        .map_err(|e| WechatError::MalformedPush(e.0))?
-    {
-        Mapped::Event(event) => Submission::Event(event),
-        Mapped::Ignored(why) => {
-            tracing::debug!(reason = why, "push acknowledged, nothing to log");
-            return Ok("ignored");
-        }
-        Mapped::Unmappable(reason) => Submission::Unmappable {
-            event_id: Some(event_id.to_string()),
-            key: push
-                .non_empty("FromUserName")
-                .unwrap_or_default()
-                .to_owned(),
-            reason: format!("WeChat push: {reason}"),
-            original: serde_json::json!({ "wechat_push": push.to_json() }),
-        },
-    };
+    let item =
+        match mapping::map(&push, &config.menu).map_err(|e| WechatError::MalformedPush(e.0))? {
+            Mapped::Event(event) => Submission::Event(event),
+            Mapped::Ignored(why) => {
+                tracing::debug!(reason = why, "push acknowledged, nothing to log");
+                return Ok("ignored");
+            }
+            Mapped::Unmappable(reason) => Submission::Unmappable {
+                event_id: Some(event_id.to_string()),
+                key: push
+                    .non_empty("FromUserName")
+                    .unwrap_or_default()
+                    .to_owned(),
+                reason: format!("WeChat push: {reason}"),
+                original: serde_json::json!({ "wechat_push": push.to_json() }),
+            },
+        };
     // The append may outlive the answer (a cancelled append can still land): harmless, the
     // retry that the 503 invites carries the same event id.
-    let answer = tokio::time::timeout(config.append_timeout, state.ingest.ingest_values(vec![item], now))
-        .await
-        .map_err(|_| WechatError::Timeout(config.append_timeout))??;
+    let answer = tokio::time::timeout(
+        config.append_timeout,
+        state.ingest.ingest_values(vec![item], now),
+    )
+    .await
+    .map_err(|_| WechatError::Timeout(config.append_timeout))??;
     if let Some(rejected) = answer.rejected.first() {
         // Durable in the dead-letter stream; a retry would be rejected the same way.
         tracing::warn!(error = %rejected.error, "push dead-lettered");

@@ -92,7 +92,8 @@ impl WechatConfig {
     /// An AppID as WeChat issues them (`wx` and 16 hex digits); other letters and digits are
     /// accepted too, so a test account's id still fits.
     pub fn check_appid(appid: &str) -> Result<(), String> {
-        if appid.is_empty() || appid.len() > 64 || !appid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if appid.is_empty() || appid.len() > 64 || !appid.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             return Err(format!(
                 "expected the OA's AppID, letters and digits such as wx5823bf96d3bd56c7, got {appid:?}"
             ));

@@ -82,13 +82,7 @@ pub enum Clicked<'a> {
     Target(&'a str),
 }
 
-fn check_len(
-    at: &str,
-    field: &str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> Result<(), String> {
+fn check_len(at: &str, field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n < min || n > max {
         return Err(format!(
@@ -101,6 +95,12 @@ fn check_len(
 impl MenuConfig {
     /// Parses and validates the file's text; the error names the entry and the field.
     pub fn parse(text: &str) -> Result<MenuConfig, String> {
+        // serde would read a JSON array as the struct's fields in order: only an object is a file.
+        if !text.trim_start().starts_with('{') {
+            return Err(
+                "expected a JSON object {\"menus\": [...], \"templates\"?: {...}}".to_owned(),
+            );
+        }
         let file: MenuFile = serde_json::from_str(text).map_err(|e| {
             format!("expected {{\"menus\": [{{\"key\" or \"target\", \"label\", \"menu_id\"?, \"experiment\"?, \"variant\"?}}], \"templates\"?: {{\"template_id\"?, \"purpose\"?}}}}: {e}")
         })?;
@@ -216,16 +216,28 @@ mod tests {
         let m = MenuConfig::parse(SAMPLE).expect("valid");
         let label = |c, id| m.lookup(c, id).map(|e| e.label.as_str());
         assert_eq!(label(Clicked::Key("ORDER_NOW"), None), Some("立即点餐"));
-        assert_eq!(label(Clicked::Key("ORDER_NOW"), Some("415")), Some("马上下单"));
-        assert_eq!(label(Clicked::Key("ORDER_NOW"), Some("999")), Some("立即点餐"));
+        assert_eq!(
+            label(Clicked::Key("ORDER_NOW"), Some("415")),
+            Some("马上下单")
+        );
+        assert_eq!(
+            label(Clicked::Key("ORDER_NOW"), Some("999")),
+            Some("立即点餐")
+        );
         assert_eq!(label(Clicked::Key("OTHER"), None), None);
         assert_eq!(
-            label(Clicked::Target("pages/menu/index?from=menu&type=home"), Some("415")),
+            label(
+                Clicked::Target("pages/menu/index?from=menu&type=home"),
+                Some("415")
+            ),
             Some("点单小程序")
         );
         // A key is not a target.
         assert_eq!(label(Clicked::Target("ORDER_NOW"), None), None);
-        assert_eq!((m.template_id(), m.template_purpose()), ("TPL_1", Some("order_shipped")));
+        assert_eq!(
+            (m.template_id(), m.template_purpose()),
+            ("TPL_1", Some("order_shipped"))
+        );
     }
 
     #[test]
@@ -240,21 +252,40 @@ mod tests {
     #[test]
     fn problems_are_named() {
         for (text, says) in [
-            ("[]", "expected {\"menus\""),
+            ("[]", "expected a JSON object {\"menus\""),
             (r#"{"menu": []}"#, "unknown field `menu`"),
             (r#"{"menus": [{"label": "A"}]}"#, "menus[0]: needs a key"),
-            (r#"{"menus": [{"key": "K", "target": "t", "label": "A"}]}"#, "menus[0]: has both"),
+            (
+                r#"{"menus": [{"key": "K", "target": "t", "label": "A"}]}"#,
+                "menus[0]: has both",
+            ),
             (r#"{"menus": [{"key": "K"}]}"#, "missing field `label`"),
-            (r#"{"menus": [{"key": "K", "label": ""}]}"#, "menus[0].label: expected 1 to 256 characters, got 0"),
-            (r#"{"menus": [{"key": "K", "label": "A", "variant": ""}]}"#, "menus[0].variant"),
-            (r#"{"menus": [{"key": "K", "label": "A"}, {"key": "K", "label": "B"}]}"#, "menus[1]: answers the same button and menu_id as menus[0]"),
-            (r#"{"templates": {"template_id": ""}}"#, "templates.template_id"),
-            (r#"{"menus": [{"key": "K", "label": "A", "colour": "red"}]}"#, "unknown field `colour`"),
+            (
+                r#"{"menus": [{"key": "K", "label": ""}]}"#,
+                "menus[0].label: expected 1 to 256 characters, got 0",
+            ),
+            (
+                r#"{"menus": [{"key": "K", "label": "A", "variant": ""}]}"#,
+                "menus[0].variant",
+            ),
+            (
+                r#"{"menus": [{"key": "K", "label": "A"}, {"key": "K", "label": "B"}]}"#,
+                "menus[1]: answers the same button and menu_id as menus[0]",
+            ),
+            (
+                r#"{"templates": {"template_id": ""}}"#,
+                "templates.template_id",
+            ),
+            (
+                r#"{"menus": [{"key": "K", "label": "A", "colour": "red"}]}"#,
+                "unknown field `colour`",
+            ),
         ] {
             let e = MenuConfig::parse(text).expect_err(text);
             assert!(e.contains(says), "{text}: {e}");
         }
-        let e = MenuConfig::load(std::path::Path::new("/nonexistent/menu.json")).expect_err("no file");
+        let e =
+            MenuConfig::load(std::path::Path::new("/nonexistent/menu.json")).expect_err("no file");
         assert!(e.starts_with("cannot read /nonexistent/menu.json"), "{e}");
     }
 }

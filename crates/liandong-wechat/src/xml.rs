@@ -125,7 +125,9 @@ pub fn parse(body: &[u8]) -> Result<Push, XmlError> {
                         return Err(err("more than one root element"));
                     }
                     if name != "xml" {
-                        return Err(err(format!("expected the root element <xml>, got <{name}>")));
+                        return Err(err(format!(
+                            "expected the root element <xml>, got <{name}>"
+                        )));
                     }
                     root_seen = true;
                     root_open = true;
@@ -148,7 +150,9 @@ pub fn parse(body: &[u8]) -> Result<Push, XmlError> {
                         return Err(err("more than one root element"));
                     }
                     if name != "xml" {
-                        return Err(err(format!("expected the root element <xml>, got <{name}>")));
+                        return Err(err(format!(
+                            "expected the root element <xml>, got <{name}>"
+                        )));
                     }
                     // `<xml/>`: a push with no fields.
                     root_seen = true;
@@ -179,9 +183,7 @@ pub fn parse(body: &[u8]) -> Result<Push, XmlError> {
                 has_children = true;
             }
             Event::Text(t) => {
-                let t = t
-                    .xml_content()
-                    .map_err(|e| err(format!("text: {e}")))?;
+                let t = t.xml_content().map_err(|e| err(format!("text: {e}")))?;
                 if path.is_empty() {
                     if !t.trim().is_empty() {
                         return Err(err("text outside the fields of <xml>"));
@@ -191,9 +193,7 @@ pub fn parse(body: &[u8]) -> Result<Push, XmlError> {
                 }
             }
             Event::CData(c) => {
-                let c = c
-                    .xml_content()
-                    .map_err(|e| err(format!("CDATA: {e}")))?;
+                let c = c.xml_content().map_err(|e| err(format!("CDATA: {e}")))?;
                 if path.is_empty() {
                     return Err(err("CDATA outside the fields of <xml>"));
                 }
@@ -271,9 +271,11 @@ mod tests {
 
     #[test]
     fn predefined_and_character_references_are_resolved() {
-        let p = parse_str("<xml><EventKey>a&amp;b&lt;&#x4E2D;&#25991;</EventKey></xml>").expect("ok");
+        let p =
+            parse_str("<xml><EventKey>a&amp;b&lt;&#x4E2D;&#25991;</EventKey></xml>").expect("ok");
         assert_eq!(p.get("EventKey"), Some("a&b<中文"));
-        let p = parse_str("<xml><EventKey><![CDATA[from=menu&type=home]]></EventKey></xml>").expect("ok");
+        let p = parse_str("<xml><EventKey><![CDATA[from=menu&type=home]]></EventKey></xml>")
+            .expect("ok");
         assert_eq!(p.get("EventKey"), Some("from=menu&type=home"));
     }
 
@@ -328,7 +330,10 @@ mod tests {
             let e = parse_str(body).expect_err(body);
             assert!(e.0.contains(says), "{body:?}: {e}");
         }
-        assert!(parse(&[0xff, 0xfe]).expect_err("bytes").0.starts_with("not UTF-8"));
+        assert!(parse(&[0xff, 0xfe])
+            .expect_err("bytes")
+            .0
+            .starts_with("not UTF-8"));
     }
 
     #[test]
@@ -336,7 +341,14 @@ mod tests {
         let many: String = (0..=MAX_FIELDS).map(|i| format!("<F{i}/>")).collect();
         let e = parse_str(&format!("<xml>{many}</xml>")).expect_err("too many");
         assert!(e.0.contains("more than 128 fields"), "{e}");
-        let deep = format!("<xml>{}x{}</xml>", "<a>".repeat(MAX_DEPTH + 1), "</a>".repeat(MAX_DEPTH + 1));
-        assert!(parse_str(&deep).expect_err("deep").0.contains("deeper than"));
+        let deep = format!(
+            "<xml>{}x{}</xml>",
+            "<a>".repeat(MAX_DEPTH + 1),
+            "</a>".repeat(MAX_DEPTH + 1)
+        );
+        assert!(parse_str(&deep)
+            .expect_err("deep")
+            .0
+            .contains("deeper than"));
     }
 }
