@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 use liandong_auth::ApiKeys;
+use liandong_wechat::{AesKey, MenuConfig, WechatConfig};
 
 /// Why start-up stopped: the setting and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub api_keys: Option<ApiKeys>,
     /// Most records a projector applies in one transaction.
     pub projector_batch: usize,
+    /// The WeChat OA callback, when `LIANDONG_WECHAT_TOKEN` is set.
+    pub wechat: Option<WechatConfig>,
 }
 
 fn err(name: &'static str, message: impl Into<String>) -> ConfigError {
@@ -151,8 +154,10 @@ impl Config {
                     )
                 })?,
         };
+        let wechat = wechat(&get)?;
         Ok(Config {
             projector_batch,
+            wechat,
             listen,
             data_dir,
             database_url,
@@ -162,6 +167,70 @@ impl Config {
             api_keys,
         })
     }
+}
+
+/// The `LIANDONG_WECHAT_*` settings. Without a token there is no callback, and any other
+/// WeChat setting is a mistake worth stopping for (it would silently do nothing).
+fn wechat(get: &impl Fn(&str) -> Option<String>) -> Result<Option<WechatConfig>, ConfigError> {
+    let value = |name: &str| get(name).map(|v| v.trim().to_owned());
+    let appid = value("LIANDONG_WECHAT_APPID");
+    let key = value("LIANDONG_WECHAT_AES_KEY");
+    let previous = value("LIANDONG_WECHAT_AES_KEY_PREVIOUS");
+    let menu = value("LIANDONG_WECHAT_MENU");
+    let Some(token) = value("LIANDONG_WECHAT_TOKEN") else {
+        for (name, v) in [
+            ("LIANDONG_WECHAT_APPID", &appid),
+            ("LIANDONG_WECHAT_AES_KEY", &key),
+            ("LIANDONG_WECHAT_AES_KEY_PREVIOUS", &previous),
+            ("LIANDONG_WECHAT_MENU", &menu),
+        ] {
+            if v.is_some() {
+                return Err(err(
+                    name,
+                    "set, but LIANDONG_WECHAT_TOKEN is not: the WeChat callback is off without its Token",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    WechatConfig::check_token(&token).map_err(|m| err("LIANDONG_WECHAT_TOKEN", m))?;
+    if let Some(a) = &appid {
+        WechatConfig::check_appid(a).map_err(|m| err("LIANDONG_WECHAT_APPID", m))?;
+    }
+    let mut aes_keys = Vec::new();
+    if let Some(k) = &key {
+        aes_keys
+            .push(AesKey::from_encoding_aes_key(k).map_err(|m| err("LIANDONG_WECHAT_AES_KEY", m))?);
+        if appid.is_none() {
+            return Err(err(
+                "LIANDONG_WECHAT_APPID",
+                "required with LIANDONG_WECHAT_AES_KEY: every decrypted push names the AppID it is for, and it is checked",
+            ));
+        }
+    }
+    if let Some(p) = &previous {
+        if key.is_none() {
+            return Err(err(
+                "LIANDONG_WECHAT_AES_KEY_PREVIOUS",
+                "set, but LIANDONG_WECHAT_AES_KEY is not: the previous key only helps during a rotation to a current one",
+            ));
+        }
+        aes_keys.push(
+            AesKey::from_encoding_aes_key(p)
+                .map_err(|m| err("LIANDONG_WECHAT_AES_KEY_PREVIOUS", m))?,
+        );
+    }
+    let menu = match &menu {
+        None => MenuConfig::default(),
+        Some(path) => MenuConfig::load(std::path::Path::new(path))
+            .map_err(|m| err("LIANDONG_WECHAT_MENU", m))?,
+    };
+    Ok(Some(WechatConfig {
+        appid,
+        aes_keys,
+        menu,
+        ..WechatConfig::new(token)
+    }))
 }
 
 #[cfg(test)]
@@ -185,6 +254,7 @@ mod tests {
         assert!(c.kafka.is_none() && c.api_keys.is_none());
         assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
         assert_eq!(c.topic_prefix, "liandong");
+        assert!(c.wechat.is_none());
     }
 
     #[test]
@@ -232,5 +302,93 @@ mod tests {
                 ("client.id".into(), "x".into())
             ]
         );
+    }
+
+    const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+
+    #[test]
+    fn wechat_settings() {
+        let c = cfg(&[("LIANDONG_WECHAT_TOKEN", "QDG6eK")]).unwrap();
+        let w = c.wechat.unwrap();
+        assert!(w.aes_keys.is_empty() && w.appid.is_none());
+        assert!(
+            !format!("{w:?}").contains("QDG6eK"),
+            "the token stays out of logs"
+        );
+
+        let c = cfg(&[
+            ("LIANDONG_WECHAT_TOKEN", "QDG6eK"),
+            ("LIANDONG_WECHAT_APPID", "wx5823bf96d3bd56c7"),
+            ("LIANDONG_WECHAT_AES_KEY", AES_KEY),
+            ("LIANDONG_WECHAT_AES_KEY_PREVIOUS", &"A".repeat(43)),
+        ])
+        .unwrap();
+        assert_eq!(c.wechat.unwrap().aes_keys.len(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let menu = dir.path().join("menu.json");
+        std::fs::write(&menu, r#"{"menus": [{"key": "K", "label": "立即点餐"}]}"#).unwrap();
+        let menu = menu.display().to_string();
+        assert!(cfg(&[
+            ("LIANDONG_WECHAT_TOKEN", "QDG6eK"),
+            ("LIANDONG_WECHAT_MENU", &menu)
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn a_wrong_wechat_setting_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad_menu = dir.path().join("menu.json");
+        std::fs::write(&bad_menu, r#"{"menus": [{"key": "K"}]}"#).unwrap();
+        let bad_menu = bad_menu.display().to_string();
+        let token = ("LIANDONG_WECHAT_TOKEN", "QDG6eK");
+        let appid = ("LIANDONG_WECHAT_APPID", "wx5823bf96d3bd56c7");
+        for (pairs, name, says) in [
+            (
+                vec![("LIANDONG_WECHAT_TOKEN", "a b")],
+                "LIANDONG_WECHAT_TOKEN",
+                "3 to 32 letters or digits",
+            ),
+            (
+                vec![appid],
+                "LIANDONG_WECHAT_APPID",
+                "LIANDONG_WECHAT_TOKEN is not",
+            ),
+            (
+                vec![token, ("LIANDONG_WECHAT_APPID", "wx-1")],
+                "LIANDONG_WECHAT_APPID",
+                "AppID",
+            ),
+            (
+                vec![token, appid, ("LIANDONG_WECHAT_AES_KEY", &AES_KEY[..42])],
+                "LIANDONG_WECHAT_AES_KEY",
+                "43-character",
+            ),
+            (
+                vec![token, ("LIANDONG_WECHAT_AES_KEY", AES_KEY)],
+                "LIANDONG_WECHAT_APPID",
+                "required with LIANDONG_WECHAT_AES_KEY",
+            ),
+            (
+                vec![token, appid, ("LIANDONG_WECHAT_AES_KEY_PREVIOUS", AES_KEY)],
+                "LIANDONG_WECHAT_AES_KEY_PREVIOUS",
+                "LIANDONG_WECHAT_AES_KEY is not",
+            ),
+            (
+                vec![token, ("LIANDONG_WECHAT_MENU", "/nonexistent/menu.json")],
+                "LIANDONG_WECHAT_MENU",
+                "cannot read /nonexistent/menu.json",
+            ),
+            (
+                vec![token, ("LIANDONG_WECHAT_MENU", &bad_menu)],
+                "LIANDONG_WECHAT_MENU",
+                "missing field `label`",
+            ),
+        ] {
+            let e = cfg(&pairs).unwrap_err();
+            assert_eq!(e.name, name, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
     }
 }

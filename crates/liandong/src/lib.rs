@@ -108,12 +108,16 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         }
         .context("opening the identity store")?;
         let schemas = Arc::new(Schemas::load().context("compiling the event schemas")?);
-        app = app.merge(liandong_ingest::router(IngestState::new(
-            schemas,
-            log.clone(),
-            identity,
-            keys.clone(),
-        )));
+        let ingest = IngestState::new(schemas, log.clone(), identity, keys.clone());
+        // The WeChat callback is one more way into the same ingestion (same validation,
+        // dead letters and durability); unconfigured, it answers 404.
+        let wechat = cfg.wechat.take();
+        if wechat.is_some() {
+            info!(path = liandong_wechat::CALLBACK_PATH, "WeChat OA callback enabled");
+        }
+        app = app
+            .merge(liandong_ingest::router(ingest.clone()))
+            .merge(liandong_wechat::router(wechat, ingest));
     }
     if role != Role::Ingest {
         for projection in &projections {
