@@ -113,7 +113,10 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         // dead letters and durability); unconfigured, it answers 404.
         let wechat = cfg.wechat.take();
         if wechat.is_some() {
-            info!(path = liandong_wechat::CALLBACK_PATH, "WeChat OA callback enabled");
+            info!(
+                path = liandong_wechat::CALLBACK_PATH,
+                "WeChat OA callback enabled"
+            );
         }
         app = app
             .merge(liandong_ingest::router(ingest.clone()))
