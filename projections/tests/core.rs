@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use liandong_event::{Event, Schemas};
-use liandong_projections::{migrate, read, CoreProjection, Projection, Tx};
+use liandong_event::Event;
+use liandong_projections::{read, CoreProjection};
 use liandong_store::ReadStore;
 use liandong_testkit::{on_both_stores, reference, scenario, TestStore};
 use proptest::prelude::*;
@@ -13,64 +13,16 @@ use serde_json::{json, Value};
 
 const TZ: Tz = chrono_tz::Asia::Shanghai;
 
-fn received() -> DateTime<Utc> {
-    "2026-11-24T00:00:00Z".parse().unwrap()
-}
-
 fn to_events(wire: &[Value]) -> Vec<Event> {
-    let schemas = Schemas::load().unwrap();
-    wire.iter()
-        .map(|v| schemas.validate(v, received()).unwrap())
-        .collect()
+    liandong_testkit::validated(wire)
 }
 
 async fn fresh(store: &ReadStore, projection: &CoreProjection) {
-    migrate(store).await.unwrap();
-    // Start from empty tables, as a rebuild does.
-    match store {
-        ReadStore::Postgres(p) => {
-            let mut tx = p.begin().await.unwrap();
-            liandong_store::reset_pg(
-                &mut tx,
-                projection.name(),
-                projection.version(),
-                projection.tables(),
-            )
-            .await
-            .unwrap();
-            tx.commit().await.unwrap();
-        }
-        ReadStore::Sqlite(p) => {
-            let mut tx = p.begin().await.unwrap();
-            liandong_store::reset_sqlite(
-                &mut tx,
-                projection.name(),
-                projection.version(),
-                projection.tables(),
-            )
-            .await
-            .unwrap();
-            tx.commit().await.unwrap();
-        }
-    }
+    liandong_testkit::fresh_core(store, projection).await
 }
 
 async fn apply(store: &ReadStore, projection: &CoreProjection, batch: &[Event]) {
-    match store {
-        ReadStore::Postgres(p) => {
-            let mut tx = p.begin().await.unwrap();
-            projection
-                .apply(Tx::Postgres(&mut tx), batch)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-        }
-        ReadStore::Sqlite(p) => {
-            let mut tx = p.begin().await.unwrap();
-            projection.apply(Tx::Sqlite(&mut tx), batch).await.unwrap();
-            tx.commit().await.unwrap();
-        }
-    }
+    liandong_testkit::apply_batch(store, projection, batch).await
 }
 
 fn ev(id: u32, ty: &str, at: &str, user: Value, props: Value) -> Value {

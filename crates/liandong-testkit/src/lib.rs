@@ -157,3 +157,68 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// Reads sender JSON as validated events (received now); panics on an invalid one.
+pub fn validated(wire: &[serde_json::Value]) -> Vec<liandong_event::Event> {
+    let schemas = liandong_event::Schemas::load().expect("the schemas compile");
+    let now = chrono::Utc::now();
+    wire.iter()
+        .map(|v| {
+            schemas
+                .validate(v, now)
+                .unwrap_or_else(|e| panic!("{v}: {e}"))
+        })
+        .collect()
+}
+
+/// Migrates `store` and empties the core projection, as a rebuild does.
+pub async fn fresh_core(store: &ReadStore, projection: &liandong_projections::CoreProjection) {
+    use liandong_projections::Projection;
+    liandong_projections::migrate(store)
+        .await
+        .expect("migrations run");
+    let (name, version, tables) = (projection.name(), projection.version(), projection.tables());
+    match store {
+        ReadStore::Postgres(p) => {
+            let mut tx = p.begin().await.expect("begin");
+            liandong_store::reset_pg(&mut tx, name, version, tables)
+                .await
+                .expect("reset");
+            tx.commit().await.expect("commit");
+        }
+        ReadStore::Sqlite(p) => {
+            let mut tx = p.begin().await.expect("begin");
+            liandong_store::reset_sqlite(&mut tx, name, version, tables)
+                .await
+                .expect("reset");
+            tx.commit().await.expect("commit");
+        }
+    }
+}
+
+/// Applies one batch to a projection in its own transaction.
+pub async fn apply_batch(
+    store: &ReadStore,
+    projection: &dyn liandong_projections::Projection,
+    batch: &[liandong_event::Event],
+) {
+    use liandong_projections::Tx;
+    match store {
+        ReadStore::Postgres(p) => {
+            let mut tx = p.begin().await.expect("begin");
+            projection
+                .apply(Tx::Postgres(&mut tx), batch)
+                .await
+                .expect("apply");
+            tx.commit().await.expect("commit");
+        }
+        ReadStore::Sqlite(p) => {
+            let mut tx = p.begin().await.expect("begin");
+            projection
+                .apply(Tx::Sqlite(&mut tx), batch)
+                .await
+                .expect("apply");
+            tx.commit().await.expect("commit");
+        }
+    }
+}

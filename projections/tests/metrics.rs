@@ -1,0 +1,428 @@
+//! The metric definitions of METRICS.md pinned at their edges with small, hand-computed cases:
+//! the 7-day window at exactly 7 days, `t0 + 30 days` inclusive, a re-follow before day 30, a
+//! member exposed to two variants, an order paid twice, a refund, a day boundary in
+//! Asia/Shanghai against UTC, a week boundary, and a binding that arrives after everything else.
+//! Each case runs on both stores, and again with its events in reverse order.
+
+use liandong_projections::read::{self, Cohort30d, LinkageDay, Range};
+use liandong_projections::CoreProjection;
+use liandong_store::ReadStore;
+use liandong_testkit::{apply_batch, fresh_core, on_both_stores, validated, TestStore};
+use serde_json::{json, Value};
+
+const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+/// An event; `user` is `m:<mp_openid>`, `o:<oa_openid>` or `u:<unionid>` (with both openids
+/// `<unionid>-oa` / `<unionid>-mp`, which binds them).
+fn ev(n: u32, ty: &str, at: &str, user: &str, props: Value) -> Value {
+    let user = match user.split_once(':') {
+        Some(("m", id)) => json!({"mp_openid": id}),
+        Some(("o", id)) => json!({"oa_openid": id}),
+        Some(("u", id)) => {
+            json!({"unionid": id, "oa_openid": format!("{id}-oa"), "mp_openid": format!("{id}-mp")})
+        }
+        _ => panic!("user {user}"),
+    };
+    json!({"event_id": format!("00000000-0000-4000-9000-{n:012}"), "type": ty, "occurred_at": at, "user": user, "props": props})
+}
+
+fn visit(n: u32, at: &str, user: &str, source: &str) -> Value {
+    let mut v = ev(
+        n,
+        "mp.visit",
+        at,
+        user,
+        json!({"page": "pages/index/index"}),
+    );
+    v["source"] = json!(source);
+    v
+}
+
+/// Projects `wire` twice — as sent, then reversed in one-event batches into a fresh store —
+/// and returns the store holding the second result after checking both agree.
+async fn project(db: &TestStore, wire: &[Value]) -> ReadStore {
+    let store = db.store().clone();
+    let p = CoreProjection::new(TZ);
+    let events = validated(wire);
+    fresh_core(&store, &p).await;
+    apply_batch(&store, &p, &events).await;
+    let first = liandong_testkit::reference::stored_metrics(&store).await;
+    fresh_core(&store, &p).await;
+    for e in events.iter().rev() {
+        apply_batch(&store, &p, std::slice::from_ref(e)).await;
+    }
+    assert_eq!(
+        liandong_testkit::reference::stored_metrics(&store).await,
+        first,
+        "arrival order changed the result"
+    );
+    store
+}
+
+async fn linkage(store: &ReadStore) -> Vec<LinkageDay> {
+    read::linkage_daily(store, Range::default()).await.unwrap()
+}
+
+fn day(d: &str, counts: [i64; 6]) -> LinkageDay {
+    LinkageDay {
+        day: d.into(),
+        mp_users: counts[0],
+        oa_guided_users: counts[1],
+        prompt_follows: counts[2],
+        core_users: counts[3],
+        guided_order_users: counts[4],
+        guided_converted_7d: counts[5],
+    }
+}
+
+async fn seven_day_window_is_half_open(db: &TestStore) {
+    let wire = vec![
+        // m1: guided visit, paid exactly 7 days later: not converted.
+        visit(
+            1,
+            "2026-03-02T10:00:00+08:00",
+            "m:m1",
+            "from=menu&type=home",
+        ),
+        ev(
+            2,
+            "order.paid",
+            "2026-03-09T10:00:00+08:00",
+            "m:m1",
+            json!({"order_id": "A", "amount_fen": 100}),
+        ),
+        // m2: the same, 1 ms earlier: converted.
+        visit(3, "2026-03-02T10:00:00+08:00", "m:m2", "from=article&id=9"),
+        ev(
+            4,
+            "order.paid",
+            "2026-03-09T09:59:59.999+08:00",
+            "m:m2",
+            json!({"order_id": "B", "amount_fen": 100}),
+        ),
+        // m3: an order placed before the guided visit of the day does not count; one after does.
+        ev(
+            5,
+            "order.placed",
+            "2026-03-02T08:00:00+08:00",
+            "m:m3",
+            json!({"order_id": "C", "amount_fen": 100}),
+        ),
+        visit(6, "2026-03-02T09:00:00+08:00", "m:m3", "from=template"),
+        // m4: a non-OA visit, with an order: core, not guided.
+        visit(7, "2026-03-02T11:00:00+08:00", "m:m4", "from=qrcode"),
+        ev(
+            8,
+            "order.placed",
+            "2026-03-02T12:00:00+08:00",
+            "m:m4",
+            json!({"order_id": "D", "amount_fen": 100}),
+        ),
+    ];
+    let store = project(db, &wire).await;
+    assert_eq!(
+        linkage(&store).await,
+        vec![day("2026-03-02", [4, 3, 0, 2, 0, 1])],
+        "mp_users 4; guided m1 m2 m3; core m3 m4; guided orders none (m3 ordered before); converted m2"
+    );
+    // t0 exists only for m2.
+    let r = read::repurchase_30d(&store, Range::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter()
+            .map(|c| (c.cohort_day.as_str(), c.size))
+            .collect::<Vec<_>>(),
+        [("2026-03-09", 1)]
+    );
+}
+on_both_stores!(seven_day_window_is_half_open);
+
+async fn repurchase_window_includes_day_30(db: &TestStore) {
+    let wire = vec![
+        visit(1, "2026-01-01T10:00:00+08:00", "m:a", "from=menu"),
+        ev(
+            2,
+            "order.paid",
+            "2026-01-01T11:00:00+08:00",
+            "m:a",
+            json!({"order_id": "a1", "amount_fen": 100}),
+        ),
+        // Paid twice: the first paid time counts, the second event is no repurchase.
+        ev(
+            3,
+            "order.paid",
+            "2026-01-05T11:00:00+08:00",
+            "m:a",
+            json!({"order_id": "a1", "amount_fen": 100}),
+        ),
+        // Another order exactly at t0 + 30 days: a repurchase.
+        ev(
+            4,
+            "order.paid",
+            "2026-01-31T11:00:00+08:00",
+            "m:a",
+            json!({"order_id": "a2", "amount_fen": 100}),
+        ),
+        visit(5, "2026-01-01T10:00:00+08:00", "m:b", "from=menu"),
+        ev(
+            6,
+            "order.paid",
+            "2026-01-01T11:00:00+08:00",
+            "m:b",
+            json!({"order_id": "b1", "amount_fen": 100}),
+        ),
+        // 1 ms after t0 + 30 days: too late. A refund changes nothing here.
+        ev(
+            7,
+            "order.paid",
+            "2026-01-31T11:00:00.001+08:00",
+            "m:b",
+            json!({"order_id": "b2", "amount_fen": 100}),
+        ),
+        ev(
+            8,
+            "order.refunded",
+            "2026-01-02T11:00:00+08:00",
+            "m:b",
+            json!({"order_id": "b1", "amount_fen": 100}),
+        ),
+    ];
+    let store = project(db, &wire).await;
+    let r = read::repurchase_30d(&store, Range::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        vec![Cohort30d {
+            cohort_day: "2026-01-01".into(),
+            size: 2,
+            kept: 1,
+            mature: true
+        }]
+    );
+    let b = read::member_profile(&store, "mp:b").await.unwrap().unwrap();
+    assert_eq!((b.orders_paid, b.revenue_fen), (2, 100));
+}
+on_both_stores!(repurchase_window_includes_day_30);
+
+async fn follower_retention_sees_a_refollow_before_day_30(db: &TestStore) {
+    let follow = |n, at: &str, u: &str, via: &str| ev(n, "oa.follow", at, u, json!({"via": via}));
+    let unfollow = |n, at: &str, u: &str| ev(n, "oa.unfollow", at, u, json!({}));
+    let wire = vec![
+        // a: follows via the prompt, leaves, comes back on day 20, leaves after day 30: retained.
+        follow(1, "2026-02-01T10:00:00+08:00", "o:a", "mp_prompt"),
+        unfollow(2, "2026-02-06T10:00:00+08:00", "o:a"),
+        follow(3, "2026-02-21T10:00:00+08:00", "o:a", "search"),
+        unfollow(4, "2026-03-03T10:00:01+08:00", "o:a"),
+        // b: leaves exactly at t0 + 30 days: not retained.
+        follow(5, "2026-02-01T12:00:00+08:00", "o:b", "mp_prompt"),
+        unfollow(6, "2026-03-03T12:00:00+08:00", "o:b"),
+        // c: follows via a QR code first (no cohort), later via the prompt (its t0).
+        follow(7, "2026-02-01T09:00:00+08:00", "o:c", "qrcode"),
+        follow(8, "2026-02-02T09:00:00+08:00", "o:c", "mp_prompt"),
+    ];
+    let store = project(db, &wire).await;
+    let r = read::follower_30d(&store, Range::default()).await.unwrap();
+    assert_eq!(
+        r,
+        vec![
+            Cohort30d {
+                cohort_day: "2026-02-01".into(),
+                size: 2,
+                kept: 1,
+                mature: true
+            },
+            Cohort30d {
+                cohort_day: "2026-02-02".into(),
+                size: 1,
+                kept: 1,
+                mature: true
+            },
+        ]
+    );
+    let d = linkage(&store).await;
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.day.as_str(), d.prompt_follows))
+            .collect::<Vec<_>>()[..2],
+        [("2026-02-01", 2), ("2026-02-02", 1)]
+    );
+}
+on_both_stores!(follower_retention_sees_a_refollow_before_day_30);
+
+async fn a_member_in_two_variants_is_excluded(db: &TestStore) {
+    let exp = |n, ty: &str, at: &str, u: &str, v: &str| {
+        ev(
+            n,
+            ty,
+            at,
+            u,
+            json!({"entry": "立即点餐", "experiment": "entry", "variant": v}),
+        )
+    };
+    let mut wire = vec![
+        // x saw both variants: excluded from the experiment (still counted in the traffic).
+        exp(
+            1,
+            "oa.menu.exposure",
+            "2026-04-01T10:00:00+08:00",
+            "o:x",
+            "control",
+        ),
+        exp(
+            2,
+            "oa.menu.exposure",
+            "2026-04-01T11:00:00+08:00",
+            "o:x",
+            "b",
+        ),
+        exp(3, "oa.menu.click", "2026-04-01T11:01:00+08:00", "o:x", "b"),
+        // y clicked before being exposed: not a click of the experiment.
+        exp(4, "oa.menu.click", "2026-04-01T09:00:00+08:00", "o:y", "b"),
+        exp(
+            5,
+            "oa.menu.exposure",
+            "2026-04-01T10:00:00+08:00",
+            "o:y",
+            "b",
+        ),
+    ];
+    for i in 0..4 {
+        let u = format!("o:c{i}");
+        wire.push(exp(
+            10 + i,
+            "oa.menu.exposure",
+            "2026-04-01T10:00:00+08:00",
+            &u,
+            "control",
+        ));
+        if i < 1 {
+            wire.push(exp(
+                20 + i,
+                "oa.menu.click",
+                "2026-04-01T10:00:00+08:00",
+                &u,
+                "control",
+            ));
+        }
+        let u = format!("o:b{i}");
+        wire.push(exp(
+            30 + i,
+            "oa.menu.exposure",
+            "2026-04-01T10:00:00+08:00",
+            &u,
+            "b",
+        ));
+        if i < 3 {
+            wire.push(exp(
+                40 + i,
+                "oa.menu.click",
+                "2026-04-01T10:30:00+08:00",
+                &u,
+                "b",
+            ));
+        }
+    }
+    let store = project(db, &wire).await;
+    let ab = read::ab_readout(&store, Some("entry")).await.unwrap();
+    let counts: Vec<(&str, i64, i64)> = ab
+        .iter()
+        .map(|r| (r.variant.as_str(), r.exposed_users, r.clicked_users))
+        .collect();
+    assert_eq!(counts, [("b", 5, 3), ("control", 4, 1)]);
+    let b = &ab[0];
+    // ctr 0.6 against 0.25; expected values computed independently with Python's math.erfc.
+    assert!((b.lift.unwrap() - 1.4).abs() < 1e-12);
+    assert!(
+        (b.p_value.unwrap() - 0.293_718_112_751_791_94).abs() < 1e-9,
+        "{:?}",
+        b.p_value
+    );
+    assert!(
+        ab[1].p_value.is_none() && ab[1].lift.is_none(),
+        "the control has no test against itself"
+    );
+    let menu = read::menu_entry_daily(&store, Range::default(), Some("立即点餐"))
+        .await
+        .unwrap();
+    let (exposures, clicks) = menu
+        .iter()
+        .fold((0, 0), |a, r| (a.0 + r.exposures, a.1 + r.clicks));
+    assert_eq!((exposures, clicks), (11, 6), "traffic counts every event");
+}
+on_both_stores!(a_member_in_two_variants_is_excluded);
+
+async fn days_and_weeks_are_shanghai_time(db: &TestStore) {
+    let wire = vec![
+        // 16:30 UTC on Sunday 1 March is 00:30 on Monday 2 March in Shanghai.
+        visit(1, "2026-03-01T16:30:00Z", "m:a", "from=menu"),
+        // 15:59 UTC is still Sunday 1 March in Shanghai: the week before.
+        visit(2, "2026-03-01T15:59:59Z", "m:b", "from=menu"),
+        // b again two weeks later.
+        visit(3, "2026-03-16T02:00:00+08:00", "m:b", "scene=1"),
+    ];
+    let store = project(db, &wire).await;
+    let days: Vec<String> = linkage(&store).await.into_iter().map(|d| d.day).collect();
+    assert_eq!(days, ["2026-03-01", "2026-03-02", "2026-03-16"]);
+    let weekly = read::weekly_retention(&store, Range::default())
+        .await
+        .unwrap();
+    let b: Vec<(i32, i64, i64)> = weekly
+        .iter()
+        .filter(|w| w.cohort_week == "2026-02-23")
+        .map(|w| (w.week_offset, w.cohort_size, w.active))
+        .collect();
+    assert_eq!(b.len(), 13, "offsets 0..12, all begun");
+    assert_eq!(&b[..4], [(0, 1, 1), (1, 1, 0), (2, 1, 0), (3, 1, 1)]);
+    assert!(weekly
+        .iter()
+        .any(|w| w.cohort_week == "2026-03-02" && w.week_offset == 0 && w.active == 1));
+}
+on_both_stores!(days_and_weeks_are_shanghai_time);
+
+async fn a_binding_after_everything_else_merges_members(db: &TestStore) {
+    let wire = vec![
+        // Before the binding: an MP openid and a unionid-only visitor on the same day, two members.
+        visit(1, "2026-05-05T10:00:00+08:00", "m:U7-mp", "from=menu"),
+        ev(
+            2,
+            "order.paid",
+            "2026-05-06T10:00:00+08:00",
+            "m:U7-mp",
+            json!({"order_id": "z", "amount_fen": 100}),
+        ),
+        {
+            let mut v = visit(3, "2026-05-05T12:00:00+08:00", "m:x", "from=article");
+            v["user"] = json!({"unionid": "U7"});
+            v
+        },
+        // The binding, last: the two are one member.
+        ev(
+            4,
+            "member.identified",
+            "2026-05-07T10:00:00+08:00",
+            "u:U7",
+            json!({}),
+        ),
+    ];
+    let store = project(db, &wire).await;
+    assert_eq!(
+        linkage(&store).await,
+        vec![day("2026-05-05", [1, 1, 0, 0, 0, 1])]
+    );
+    let r = read::repurchase_30d(&store, Range::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.iter()
+            .map(|c| (c.cohort_day.as_str(), c.size))
+            .collect::<Vec<_>>(),
+        [("2026-05-06", 1)]
+    );
+    let weekly = read::weekly_retention(&store, Range::default())
+        .await
+        .unwrap();
+    assert_eq!(weekly[0].cohort_size, 1);
+}
+on_both_stores!(a_binding_after_everything_else_merges_members);
