@@ -258,3 +258,23 @@ async fn read_body(body: Body) -> Result<Vec<u8>, WechatError> {
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_body_cap_holds_for_chunked_bodies() {
+        let exact = vec![b' '; MAX_BODY_BYTES];
+        let read = read_body(Body::from(exact)).await.map(|b| b.len());
+        assert!(matches!(read, Ok(MAX_BODY_BYTES)), "{read:?}");
+        // No Content-Length: counted over the chunks as they come.
+        let chunks = (0..3).map(|_| Ok::<_, std::io::Error>(vec![b' '; MAX_BODY_BYTES / 2]));
+        let read = read_body(Body::from_stream(futures::stream::iter(chunks))).await;
+        assert!(matches!(read, Err(WechatError::BodyTooLarge)), "{read:?}");
+        // Endless: reading stops at the drain limit instead of going on forever.
+        let endless = futures::stream::repeat_with(|| Ok::<_, std::io::Error>(vec![b' '; 8192]));
+        let read = read_body(Body::from_stream(endless)).await;
+        assert!(matches!(read, Err(WechatError::BodyTooLarge)), "{read:?}");
+    }
+}
