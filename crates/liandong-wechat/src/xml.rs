@@ -229,10 +229,13 @@ fn insert(
         return Err(err(format!("more than {MAX_FIELDS} fields")));
     }
     let key = path.join(".");
-    if !fields.contains_key(&key) {
-        fields.insert(key, value);
-        return Ok(());
-    }
+    let value = match fields.entry(key.clone()) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            return Ok(());
+        }
+        std::collections::btree_map::Entry::Occupied(_) => value,
+    };
     if path.len() == 1 {
         return Err(err(format!("<{key}> appears more than once")));
     }
