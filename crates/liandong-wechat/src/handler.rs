@@ -72,20 +72,7 @@ pub(crate) async fn verify_url(
     State(state): State<CallbackState>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = (|| {
-        let config = state.config.as_deref().ok_or(WechatError::NotConfigured)?;
-        let params = Params::parse(query);
-        let signature = params
-            .get("signature")
-            .ok_or(WechatError::BadSignature("signature"))?;
-        let timestamp = params.required("timestamp")?;
-        let nonce = params.required("nonce")?;
-        let echostr = params.required("echostr")?;
-        if !signature_matches(signature, &[&config.token, timestamp, nonce]) {
-            return Err(WechatError::BadSignature("signature"));
-        }
-        Ok(echostr.to_owned())
-    })();
+    let result = check_url(&state, Params::parse(query));
     match result {
         Ok(echostr) => {
             Span::current().record("outcome", "verified");
@@ -96,6 +83,21 @@ pub(crate) async fn verify_url(
             e.into_response()
         }
     }
+}
+
+/// The URL check's verdict: `echostr` when the signature holds.
+fn check_url(state: &CallbackState, params: Params) -> Result<String, WechatError> {
+    let config = state.config.as_deref().ok_or(WechatError::NotConfigured)?;
+    let signature = params
+        .get("signature")
+        .ok_or(WechatError::BadSignature("signature"))?;
+    let timestamp = params.required("timestamp")?;
+    let nonce = params.required("nonce")?;
+    let echostr = params.required("echostr")?;
+    if !signature_matches(signature, &[&config.token, timestamp, nonce]) {
+        return Err(WechatError::BadSignature("signature"));
+    }
+    Ok(echostr.to_owned())
 }
 
 /// `POST /v1/wechat/oa/callback`: one push.
