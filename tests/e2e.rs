@@ -164,7 +164,7 @@ async fn wait_caught_up(base: &str, timeout: Duration) {
                 if v["lag"] == 0
                     && v["projections"]
                         .as_array()
-                        .is_some_and(|p| p.iter().all(|p| p["version"] == 1))
+                        .is_some_and(|p| p.iter().all(|p| !p["version"].is_null()))
                 {
                     return;
                 }
@@ -214,6 +214,10 @@ fn expected(
 }
 
 async fn assert_read_models(store: &ReadStore, valid: &[Value]) {
+    let tz = chrono_tz::Asia::Shanghai;
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let want = reference::metrics(&liandong_testkit::validated(valid), tz, today);
+    assert_eq!(reference::stored_metrics(store).await, want, "metric relations differ from the reference");
     let (want_events, want_profiles) = expected(valid);
     let got_events = read::event_identities(store).await.unwrap();
     assert_eq!(
