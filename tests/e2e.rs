@@ -137,16 +137,19 @@ async fn send(base: &str, events: &[Value], batch: usize) -> Vec<(usize, String)
 
 /// The total lag of the projections (records in the log not yet applied).
 async fn lag(base: &str) -> i64 {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{base}/v1/status"))
-        .bearer_auth(SUPPORT)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["lag"].as_i64().unwrap()
+    // The status reads the broker's end offsets: under load an answer can be a 503; ask again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = async {
+            let r = reqwest::Client::new().get(format!("{base}/v1/status")).bearer_auth(SUPPORT).send().await.ok()?;
+            r.json::<Value>().await.ok()?["lag"].as_i64()
+        };
+        if let Some(lag) = answer.await {
+            return lag;
+        }
+        assert!(Instant::now() < deadline, "{base}/v1/status did not answer within a minute");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits until every projection has applied the whole log.
