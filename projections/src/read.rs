@@ -247,14 +247,14 @@ fn day_sql(store: &ReadStore, col: &str) -> (String, &'static str) {
     }
 }
 
-/// Rows of a per-day relation in `range`, optionally filtered on one text column.
+/// Rows of a per-day relation in `range`, filtered on text columns equal to values.
 async fn by_day<T>(
     store: &ReadStore,
     select: &str,
     table: &str,
     day_col: &str,
     range: Range,
-    filter: Option<(&str, &str)>,
+    filters: &[(&str, &str)],
     order: &str,
 ) -> Result<Vec<T>, StoreError>
 where
@@ -267,8 +267,8 @@ where
     let mut sql = format!(
         "SELECT {select} FROM {table} WHERE ($1 IS NULL OR {day_col} >= $1{cast}) AND ($2 IS NULL OR {day_col} <= $2{cast})"
     );
-    if let Some((col, _)) = filter {
-        sql.push_str(&format!(" AND {col} = $3"));
+    for (i, (col, _)) in filters.iter().enumerate() {
+        sql.push_str(&format!(" AND {col} = ${}", i + 3));
     }
     sql.push_str(&format!(" ORDER BY {order}"));
     let from = range.from.map(|d| d.to_string());
@@ -276,35 +276,50 @@ where
     Ok(match store {
         ReadStore::Postgres(p) => {
             let mut q = sqlx::query_as(&sql).bind(from).bind(to);
-            if let Some((_, v)) = filter {
-                q = q.bind(v);
+            for (_, v) in filters {
+                q = q.bind(*v);
             }
             q.fetch_all(p).await?
         }
         ReadStore::Sqlite(p) => {
             let mut q = sqlx::query_as(&sql).bind(from).bind(to);
-            if let Some((_, v)) = filter {
-                q = q.bind(v);
+            for (_, v) in filters {
+                q = q.bind(*v);
             }
             q.fetch_all(p).await?
         }
     })
 }
 
-/// `metric_menu_entry_daily` in `range`, optionally for one entry and/or variant.
+/// `metric_menu_entry_daily` in `range`, optionally for one entry.
 pub async fn menu_entry_daily(
     store: &ReadStore,
     range: Range,
     entry: Option<&str>,
 ) -> Result<Vec<MenuEntryDay>, StoreError> {
+    menu_entry_daily_filtered(store, range, entry, None).await
+}
+
+/// `metric_menu_entry_daily` in `range`, optionally for one entry and/or one variant (`""` is
+/// the rows without a variant).
+pub async fn menu_entry_daily_filtered(
+    store: &ReadStore,
+    range: Range,
+    entry: Option<&str>,
+    variant: Option<&str>,
+) -> Result<Vec<MenuEntryDay>, StoreError> {
     let (day, _) = day_sql(store, "day");
+    let filters: Vec<(&str, &str)> = [("entry", entry), ("variant", variant)]
+        .into_iter()
+        .filter_map(|(col, v)| Some((col, v?)))
+        .collect();
     by_day(
         store,
         &format!("{day} AS day, entry, variant, exposures, clicks"),
         "metric_menu_entry_daily",
         "day",
         range,
-        entry.map(|e| ("entry", e)),
+        &filters,
         "day, entry, variant",
     )
     .await
@@ -323,7 +338,7 @@ pub async fn article_daily(
         "metric_article_daily",
         "day",
         range,
-        article.map(|a| ("article_id", a)),
+        article.map(|a| ("article_id", a)).as_slice(),
         "day, article_id",
     )
     .await
@@ -333,7 +348,7 @@ pub async fn article_daily(
 pub async fn linkage_daily(store: &ReadStore, range: Range) -> Result<Vec<LinkageDay>, StoreError> {
     let (day, _) = day_sql(store, "day");
     by_day(store, &format!("{day} AS day, mp_users, oa_guided_users, prompt_follows, core_users, guided_order_users, guided_converted_7d"),
-        "metric_linkage_daily", "day", range, None, "day").await
+        "metric_linkage_daily", "day", range, &[], "day").await
 }
 
 /// `retention_repurchase_30d` (size = converted, kept = repurchased) for cohorts in `range`.
@@ -345,7 +360,7 @@ pub async fn repurchase_30d(store: &ReadStore, range: Range) -> Result<Vec<Cohor
         "retention_repurchase_30d",
         "cohort_day",
         range,
-        None,
+        &[],
         "cohort_day",
     )
     .await
@@ -360,7 +375,7 @@ pub async fn follower_30d(store: &ReadStore, range: Range) -> Result<Vec<Cohort3
         "retention_follower_30d",
         "cohort_day",
         range,
-        None,
+        &[],
         "cohort_day",
     )
     .await
@@ -378,7 +393,7 @@ pub async fn weekly_retention(
         "retention_weekly",
         "cohort_week",
         range,
-        None,
+        &[],
         "cohort_week, week_offset",
     )
     .await

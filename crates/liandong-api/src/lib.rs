@@ -1,9 +1,13 @@
 //! The query API: liveness and readiness for orchestrators, `/v1/status` (each projection's log
 //! position and lag) for operators and scripts, and the read models for dashboards. It reads
-//! through `liandong-projections`; it never writes.
+//! through `liandong-projections`; it never writes. `/openapi.json` describes the metric
+//! endpoints, generated from the handlers and types below so it cannot drift from them.
 
-use std::sync::Arc;
+pub mod metrics;
 
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,8 +17,11 @@ use liandong_auth::{authorize, ApiKeys, AuthError, Role};
 use liandong_log::EventLog;
 use liandong_projections::Projection;
 use liandong_store::ReadStore;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::warn;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// What the query API reads.
 #[derive(Clone)]
@@ -23,6 +30,18 @@ pub struct ApiState {
     pub log: Arc<dyn EventLog>,
     pub projections: Vec<Arc<dyn Projection>>,
     pub keys: Arc<ApiKeys>,
+    /// The zone of `day` in the read models: "today", the end of the default date range, is
+    /// taken in it.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    /// The query parameter at fault, on a 400 about one parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
 }
 
 /// Every answer that is not a success, mapped to its status in one place.
@@ -32,6 +51,12 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("no member {0:?}")]
     NoMember(String),
+    /// A query parameter that is present but unusable (a malformed date, `from` after `to`).
+    #[error("{name}: {reason}")]
+    BadParameter { name: &'static str, reason: String },
+    /// A query string that does not deserialize (an unknown parameter, a repeated one).
+    #[error("{0}")]
+    BadQuery(String),
     #[error("read store unavailable: {0}")]
     Store(#[from] liandong_store::StoreError),
     #[error("event log unavailable: {0}")]
@@ -43,22 +68,103 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Auth(e) => return e.clone().into_response(),
             ApiError::NoMember(_) => StatusCode::NOT_FOUND,
+            ApiError::BadParameter { .. } | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
             ApiError::Store(_) | ApiError::Projector(_) => {
                 warn!(error = %self, "query failed");
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
-        (status, Json(json!({"error": self.to_string()}))).into_response()
+        let parameter = match &self {
+            ApiError::BadParameter { name, .. } => Some((*name).to_owned()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+            parameter,
+        };
+        (status, Json(body)).into_response()
     }
 }
 
-/// Health checks, status and member lookup.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> ApiError {
+        // The body text says what is wrong (e.g. "unknown field `form`, expected one of ...").
+        ApiError::BadQuery(e.body_text())
+    }
+}
+
+/// The OpenAPI document of the metric endpoints.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "liandong query API",
+        description = "Read models of METRICS.md for dashboards. Every metric endpoint needs an \
+            API key of role analyst (or admin) as `Authorization: Bearer <key>`. Dates are \
+            YYYY-MM-DD in the configured time zone; the default range is the last 30 days \
+            ending today. A rate over a zero denominator is null."
+    ),
+    paths(
+        metrics::menu_entries,
+        metrics::articles,
+        metrics::linkage,
+        metrics::repurchase,
+        metrics::follower_retention,
+        metrics::weekly_retention,
+        metrics::ab,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags((name = "metrics", description = "The metric relations, with their rates"))
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the paths' `security(("bearer" = []))` refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key of liandong (LIANDONG_API_KEYS)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Built once: the document only depends on the code.
+static OPENAPI: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// The OpenAPI document; public, like any API description, so it needs no key.
+async fn openapi() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(&OPENAPI)
+}
+
+/// Health checks, status, member lookup, the metrics and their OpenAPI document.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health/live", get(|| async { "ok" }))
         .route("/health/ready", get(ready))
+        .route("/openapi.json", get(openapi))
         .route("/v1/status", get(status))
         .route("/v1/members/{member_key}", get(member))
+        .route("/v1/metrics/menu-entries", get(metrics::menu_entries))
+        .route("/v1/metrics/articles", get(metrics::articles))
+        .route("/v1/metrics/linkage", get(metrics::linkage))
+        .route("/v1/metrics/repurchase", get(metrics::repurchase))
+        .route(
+            "/v1/metrics/follower-retention",
+            get(metrics::follower_retention),
+        )
+        .route(
+            "/v1/metrics/weekly-retention",
+            get(metrics::weekly_retention),
+        )
+        .route("/v1/metrics/ab", get(metrics::ab))
         .with_state(state)
 }
 

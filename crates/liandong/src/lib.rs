@@ -100,6 +100,7 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         log: log.clone(),
         projections: projections.clone(),
         keys: keys.clone(),
+        timezone: cfg.timezone,
     });
     if role != Role::Project {
         let identity = match &store {
