@@ -56,17 +56,17 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
         // Up to 6 active days per member, spread over the 90 days by a multiplicative hash.
         format!("INSERT INTO fact_member_day SELECT 'u' || m, DATE '{s}' + ((m * 7919 + j * 104729) % 90)::int,
             true, (m + j) % 3 = 0, (m * j) % 17 = 0, (m + j) % 5 = 0, (m + j) % 6 = 0, (m + j) % 9 = 0
-            FROM generate_series(1, {n}) m, generate_series(1, 6) j ON CONFLICT DO NOTHING"),
+            FROM generate_series(1::bigint, {n}) m, generate_series(1, 6) j ON CONFLICT DO NOTHING"),
         format!("INSERT INTO fact_conversion SELECT 'u' || m, TIMESTAMPTZ '{s} 02:00:00+00' + ((m * 7919) % 90) * INTERVAL '1 day',
-            DATE '{s}' + ((m * 7919) % 90)::int, m % 4 = 0 FROM generate_series(1, {n}) m WHERE m % 5 = 0"),
+            DATE '{s}' + ((m * 7919) % 90)::int, m % 4 = 0 FROM generate_series(1::bigint, {n}) m WHERE m % 5 = 0"),
         format!("INSERT INTO fact_follower SELECT 'u' || m, TIMESTAMPTZ '{s} 03:00:00+00' + ((m * 104729) % 90) * INTERVAL '1 day',
-            DATE '{s}' + ((m * 104729) % 90)::int, m % 3 <> 0 FROM generate_series(1, {n}) m WHERE m % 10 = 0"),
+            DATE '{s}' + ((m * 104729) % 90)::int, m % 3 <> 0 FROM generate_series(1::bigint, {n}) m WHERE m % 10 = 0"),
         format!("INSERT INTO fact_member_week SELECT 'u' || m, DATE '{s}' - EXTRACT(ISODOW FROM DATE '{s}')::int + 1 + 7 * ((m % 13)::int), o
-            FROM generate_series(1, {n}) m, generate_series(0, 12) o WHERE o <= 12 - (m % 13) AND (o = 0 OR (m + o) % 3 = 0)"),
+            FROM generate_series(1::bigint, {n}) m, generate_series(0, 12) o WHERE o <= 12 - (m % 13) AND (o = 0 OR (m + o) % 3 = 0)"),
         format!("INSERT INTO fact_experiment SELECT 'u' || m, 'entry_name', CASE WHEN m % 50 = 0 THEN NULL WHEN m % 2 = 0 THEN 'control' ELSE 'b' END,
-            TIMESTAMPTZ '{s} 04:00:00+00', m % 7 = 0 OR (m % 2 = 1 AND m % 11 = 0) FROM generate_series(1, {n}) m WHERE m % 3 = 0"),
+            TIMESTAMPTZ '{s} 04:00:00+00', m % 7 = 0 OR (m % 2 = 1 AND m % 11 = 0) FROM generate_series(1::bigint, {n}) m WHERE m % 3 = 0"),
         format!("INSERT INTO member_profile SELECT 'u' || m, 'u' || m, 'oa' || m, 'mp' || m, TIMESTAMPTZ '{s} 00:00:00+00', now(),
-            'menu', m % 2 = 0, NULL, NULL, m % 4, (m % 4) * 1990, NULL, NULL, m % 3, m % 5, true, NULL FROM generate_series(1, {n}) m"),
+            'menu', m % 2 = 0, NULL, NULL, m % 4, (m % 4) * 1990, NULL, NULL, m % 3, m % 5, true, NULL FROM generate_series(1::bigint, {n}) m"),
         format!("INSERT INTO metric_menu_entry_daily SELECT DATE '{s}' + d, e, v, 5000 + (d * 37 + length(e)) % 900, 400 + (d * 13) % 300
             FROM generate_series(0, 89) d, unnest(ARRAY['立即点餐','进入小程序点餐','我的订单','领优惠券','会员中心','门店地址']) e, unnest(ARRAY['','control','b']) v"),
         format!("INSERT INTO metric_article_daily SELECT DATE '{s}' + d, 'a' || a, 100 + (d * a) % 500, 10 + (d + a) % 60
@@ -112,6 +112,9 @@ async fn main() -> anyhow::Result<()> {
     let db = TestStore::postgres().await.context("a fresh PostgreSQL database")?;
     let ReadStore::Postgres(pool) = db.store().clone() else { unreachable!("TestStore::postgres is PostgreSQL") };
     liandong_projections::migrate(db.store()).await?;
+    // Record the projection as current, or `serve`'s projector would rebuild it — emptying the
+    // seeded tables — on start.
+    liandong_projector::prepare(db.store(), &liandong_projections::CoreProjection::new(chrono_tz::Asia::Shanghai)).await?;
 
     let today = Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
     let start = today - Days::days(89);
@@ -154,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     ];
 
     let mut lines = Vec::new();
-    let mut timed_http = |path: String, key: &'static str| {
+    let timed_http = |path: String, key: &'static str| {
         let client = client.clone();
         let url = format!("{base}{path}");
         async move {
@@ -184,6 +187,9 @@ async fn main() -> anyhow::Result<()> {
         }
         lines.push(line(&format!("  baseline: its SQL alone"), samples));
     }
+    // The answers held data, not empty tables.
+    let linkage: serde_json::Value = client.get(format!("{base}{}", endpoints[2].1)).bearer_auth(ANALYST).send().await?.json().await?;
+    anyhow::ensure!(linkage.to_string().contains("mp_users"), "the linkage answer has no rows: {linkage}");
     running.stop().await?;
 
     println!("\nreads: {members} members, 90 days ({facts} member-day facts, seeded in {:.1} s), {requests} requests each, 30-day range", seeded.as_secs_f64());
