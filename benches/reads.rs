@@ -26,7 +26,10 @@ const ANALYST: &str = "bench-analyst-key-0123456789";
 const SUPPORT: &str = "bench-support-key-0123456789";
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -44,7 +47,12 @@ struct Line {
 fn line(what: &str, mut samples: Vec<Duration>) -> Line {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    Line { what: what.into(), p50_ms: ms(percentile(&samples, 0.5)), p99_ms: ms(percentile(&samples, 0.99)), max_ms: ms(*samples.last().unwrap_or(&Duration::ZERO)) }
+    Line {
+        what: what.into(),
+        p50_ms: ms(percentile(&samples, 0.5)),
+        p99_ms: ms(percentile(&samples, 0.99)),
+        max_ms: ms(*samples.last().unwrap_or(&Duration::ZERO)),
+    }
 }
 
 /// Generates facts for `members` members over the 90 days from `start`, and recounts every
@@ -81,7 +89,10 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
         "ANALYZE".into(),
     ];
     for sql in statements {
-        sqlx::query(&sql).execute(pool).await.with_context(|| sql.chars().take(80).collect::<String>())?;
+        sqlx::query(&sql)
+            .execute(pool)
+            .await
+            .with_context(|| sql.chars().take(80).collect::<String>())?;
     }
     let counts: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT variant, count(*), count(*) FILTER (WHERE clicked) FROM fact_experiment WHERE variant IS NOT NULL GROUP BY variant",
@@ -90,13 +101,27 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
     .await?;
     let variants: Vec<_> = counts
         .into_iter()
-        .map(|(variant, exposed, clicked)| liandong_projections::ab::VariantCounts { variant, exposed, clicked })
+        .map(
+            |(variant, exposed, clicked)| liandong_projections::ab::VariantCounts {
+                variant,
+                exposed,
+                clicked,
+            },
+        )
         .collect();
     for r in liandong_projections::ab::readout("entry_name", &variants) {
         sqlx::query("INSERT INTO ab_readout VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(r.experiment).bind(r.variant).bind(r.exposed_users).bind(r.clicked_users)
-            .bind(r.ctr).bind(r.lift).bind(r.p_value).bind(r.ci_low).bind(r.ci_high)
-            .execute(pool).await?;
+            .bind(r.experiment)
+            .bind(r.variant)
+            .bind(r.exposed_users)
+            .bind(r.clicked_users)
+            .bind(r.ctr)
+            .bind(r.lift)
+            .bind(r.p_value)
+            .bind(r.ci_low)
+            .bind(r.ci_high)
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }
@@ -109,26 +134,41 @@ async fn main() -> anyhow::Result<()> {
     }
     let members = env_usize("BENCH_MEMBERS", 1_000_000);
     let requests = env_usize("BENCH_REQUESTS", 500);
-    let db = TestStore::postgres().await.context("a fresh PostgreSQL database")?;
-    let ReadStore::Postgres(pool) = db.store().clone() else { unreachable!("TestStore::postgres is PostgreSQL") };
+    let db = TestStore::postgres()
+        .await
+        .context("a fresh PostgreSQL database")?;
+    let ReadStore::Postgres(pool) = db.store().clone() else {
+        unreachable!("TestStore::postgres is PostgreSQL")
+    };
     liandong_projections::migrate(db.store()).await?;
     // Record the projection as current, or `serve`'s projector would rebuild it — emptying the
     // seeded tables — on start.
-    liandong_projector::prepare(db.store(), &liandong_projections::CoreProjection::new(chrono_tz::Asia::Shanghai)).await?;
+    liandong_projector::prepare(
+        db.store(),
+        &liandong_projections::CoreProjection::new(chrono_tz::Asia::Shanghai),
+    )
+    .await?;
 
-    let today = Utc::now().with_timezone(&chrono_tz::Asia::Shanghai).date_naive();
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
     let start = today - Days::days(89);
     let t = Instant::now();
     seed(&pool, members, start).await?;
     let seeded = t.elapsed();
-    let facts: i64 = sqlx::query_scalar("SELECT count(*) FROM fact_member_day").fetch_one(&pool).await?;
+    let facts: i64 = sqlx::query_scalar("SELECT count(*) FROM fact_member_day")
+        .fetch_one(&pool)
+        .await?;
 
     let dir = tempfile::tempdir()?;
     let pairs = [
         ("LIANDONG_LISTEN", "127.0.0.1:0".to_owned()),
         ("LIANDONG_DATA_DIR", dir.path().display().to_string()),
         ("LIANDONG_DATABASE_URL", db.url().to_owned()),
-        ("LIANDONG_API_KEYS", format!("analyst:{ANALYST},support:{SUPPORT}")),
+        (
+            "LIANDONG_API_KEYS",
+            format!("analyst:{ANALYST},support:{SUPPORT}"),
+        ),
     ];
     let cfg = Config::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
     let running = liandong::start(Role::Serve, cfg).await?;
@@ -136,7 +176,8 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let from = today - Days::days(29);
     let range = format!("from={from}&to={today}");
-    let weeks_from = from - Days::days(from.format("%u").to_string().parse::<i64>().unwrap_or(1) - 1);
+    let weeks_from =
+        from - Days::days(from.format("%u").to_string().parse::<i64>().unwrap_or(1) - 1);
     let endpoints: Vec<(&str, String, String, &str)> = vec![
         ("menu entries", format!("/v1/metrics/menu-entries?{range}"),
             format!("SELECT * FROM metric_menu_entry_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, entry, variant"), ANALYST),
@@ -174,9 +215,15 @@ async fn main() -> anyhow::Result<()> {
             anyhow::Ok(samples)
         }
     };
-    lines.push(line("baseline: GET /health/live", timed_http("/health/live".into(), ANALYST).await?));
+    lines.push(line(
+        "baseline: GET /health/live",
+        timed_http("/health/live".into(), ANALYST).await?,
+    ));
     for (name, path, sql, key) in &endpoints {
-        lines.push(line(&format!("GET {name}"), timed_http(path.clone(), key).await?));
+        lines.push(line(
+            &format!("GET {name}"),
+            timed_http(path.clone(), key).await?,
+        ));
         let mut samples = Vec::with_capacity(requests);
         for i in 0..requests + 20 {
             let t = Instant::now();
@@ -188,17 +235,34 @@ async fn main() -> anyhow::Result<()> {
         lines.push(line(&format!("  baseline: its SQL alone"), samples));
     }
     // The answers held data, not empty tables.
-    let linkage: serde_json::Value = client.get(format!("{base}{}", endpoints[2].1)).bearer_auth(ANALYST).send().await?.json().await?;
-    anyhow::ensure!(linkage.to_string().contains("mp_users"), "the linkage answer has no rows: {linkage}");
+    let linkage: serde_json::Value = client
+        .get(format!("{base}{}", endpoints[2].1))
+        .bearer_auth(ANALYST)
+        .send()
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        linkage.to_string().contains("mp_users"),
+        "the linkage answer has no rows: {linkage}"
+    );
     running.stop().await?;
 
     println!("\nreads: {members} members, 90 days ({facts} member-day facts, seeded in {:.1} s), {requests} requests each, 30-day range", seeded.as_secs_f64());
     println!("{:<34} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "max ms");
     for l in &lines {
-        println!("{:<34} {:>9.2} {:>9.2} {:>9.2}", l.what, l.p50_ms, l.p99_ms, l.max_ms);
+        println!(
+            "{:<34} {:>9.2} {:>9.2} {:>9.2}",
+            l.what, l.p50_ms, l.p99_ms, l.max_ms
+        );
     }
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("reads.json"), serde_json::to_vec_pretty(&json!({"members": members, "requests": requests, "lines": lines.iter().map(|l| json!({"what": l.what, "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "max_ms": l.max_ms})).collect::<Vec<_>>()}))?)?;
+    std::fs::write(
+        out.join("reads.json"),
+        serde_json::to_vec_pretty(
+            &json!({"members": members, "requests": requests, "lines": lines.iter().map(|l| json!({"what": l.what, "p50_ms": l.p50_ms, "p99_ms": l.p99_ms, "max_ms": l.max_ms})).collect::<Vec<_>>()}),
+        )?,
+    )?;
     Ok(())
 }

@@ -141,13 +141,21 @@ async fn lag(base: &str) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let answer = async {
-            let r = reqwest::Client::new().get(format!("{base}/v1/status")).bearer_auth(SUPPORT).send().await.ok()?;
+            let r = reqwest::Client::new()
+                .get(format!("{base}/v1/status"))
+                .bearer_auth(SUPPORT)
+                .send()
+                .await
+                .ok()?;
             r.json::<Value>().await.ok()?["lag"].as_i64()
         };
         if let Some(lag) = answer.await {
             return lag;
         }
-        assert!(Instant::now() < deadline, "{base}/v1/status did not answer within a minute");
+        assert!(
+            Instant::now() < deadline,
+            "{base}/v1/status did not answer within a minute"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -220,7 +228,11 @@ async fn assert_read_models(store: &ReadStore, valid: &[Value]) {
     let tz = chrono_tz::Asia::Shanghai;
     let today = Utc::now().with_timezone(&tz).date_naive();
     let want = reference::metrics(&liandong_testkit::validated(valid), tz, today);
-    assert_eq!(reference::stored_metrics(store).await, want, "metric relations differ from the reference");
+    assert_eq!(
+        reference::stored_metrics(store).await,
+        want,
+        "metric relations differ from the reference"
+    );
     let (want_events, want_profiles) = expected(valid);
     let got_events = read::event_identities(store).await.unwrap();
     assert_eq!(
