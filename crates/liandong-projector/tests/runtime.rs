@@ -142,20 +142,29 @@ async fn cancelled_anywhere_applies_each_record_exactly_once(db: &TestStore) {
     // including inside the transaction and inside its commit.
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let mut cancelled_mid_stream = 0;
-    for _ in 0..25 {
+    for _ in 0..60 {
+        let before = applied(store).await.len();
+        if before == first.len() {
+            break;
+        }
         let task = tokio::spawn(
-            projector(store, &log, 1, rng.gen_range(1..40)).run(std::future::pending()),
+            projector(store, &log, 1, rng.gen_range(1..8)).run(std::future::pending()),
         );
-        tokio::time::sleep(Duration::from_micros(rng.gen_range(0..40_000))).await;
+        // Wait until this projector has committed something, then cancel it at a random
+        // instant: it is then somewhere in its next batch, wherever that is.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while applied(store).await.len() == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_micros(rng.gen_range(0..3_000))).await;
         task.abort();
         let _ = task.await;
-        let done = applied(store).await.len();
-        if done > 0 && done < first.len() {
+        if applied(store).await.len() < first.len() {
             cancelled_mid_stream += 1;
         }
     }
     assert!(
-        cancelled_mid_stream > 3,
+        cancelled_mid_stream >= 4,
         "only {cancelled_mid_stream} cancellations landed mid-stream"
     );
     catch_up(store, &log, 1).await;
