@@ -14,7 +14,7 @@ pub struct VariantCounts {
 }
 
 /// A row of `ab_readout`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Readout {
     pub experiment: String,
     pub variant: String,

@@ -225,19 +225,8 @@ pub struct WeeklyRetention {
     pub active: i64,
 }
 
-/// A row of `ab_readout`.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct AbRow {
-    pub experiment: String,
-    pub variant: String,
-    pub exposed_users: i64,
-    pub clicked_users: i64,
-    pub ctr: Option<f64>,
-    pub lift: Option<f64>,
-    pub p_value: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-}
+/// A row of `ab_readout`: the statistics module's readout, as stored.
+pub use crate::ab::Readout as AbRow;
 
 /// A day column as text, and `$n` compared with it, in the store's dialect.
 fn day_sql(store: &ReadStore, col: &str) -> (String, &'static str) {

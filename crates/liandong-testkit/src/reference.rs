@@ -427,17 +427,6 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
         ab: by_experiment
             .iter()
             .flat_map(|(x, v)| liandong_projections::ab::readout(x, v))
-            .map(|r| AbRow {
-                experiment: r.experiment,
-                variant: r.variant,
-                exposed_users: r.exposed_users,
-                clicked_users: r.clicked_users,
-                ctr: r.ctr,
-                lift: r.lift,
-                p_value: r.p_value,
-                ci_low: r.ci_low,
-                ci_high: r.ci_high,
-            })
             .collect(),
     }
 }
