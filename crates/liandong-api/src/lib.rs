@@ -4,6 +4,7 @@
 //! endpoints, generated from the handlers and types below so it cannot drift from them.
 
 pub mod metrics;
+pub mod summary;
 
 use std::sync::{Arc, LazyLock};
 
@@ -101,7 +102,9 @@ impl From<QueryRejection> for ApiError {
         description = "Read models of METRICS.md for dashboards. Every metric endpoint needs an \
             API key of role analyst (or admin) as `Authorization: Bearer <key>`. Dates are \
             YYYY-MM-DD in the configured time zone; the default range is the last 30 days \
-            ending today. A rate over a zero denominator is null."
+            ending today. A rate over a zero denominator is null. In /v1/metrics/summary the \
+            linkage counts are daily distinct members summed over days (member-days), and the \
+            30-day rates count every cohort whose day is in the period, mature or not."
     ),
     paths(
         metrics::menu_entries,
@@ -111,10 +114,15 @@ impl From<QueryRejection> for ApiError {
         metrics::follower_retention,
         metrics::weekly_retention,
         metrics::ab,
+        summary::summary,
+        whoami,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, WhoAmI)),
     modifiers(&BearerAuth),
-    tags((name = "metrics", description = "The metric relations, with their rates"))
+    tags(
+        (name = "metrics", description = "The metric relations, with their rates"),
+        (name = "keys", description = "What the caller's key is")
+    )
 )]
 pub struct ApiDoc;
 
@@ -165,6 +173,8 @@ pub fn router(state: ApiState) -> Router {
             get(metrics::weekly_retention),
         )
         .route("/v1/metrics/ab", get(metrics::ab))
+        .route("/v1/metrics/summary", get(summary::summary))
+        .route("/v1/whoami", get(whoami))
         .with_state(state)
 }
 
@@ -207,6 +217,34 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Result<Respons
     let st = liandong_projector::status(&s.store, s.log.as_ref(), &projections).await?;
     let lag: i64 = st.iter().map(|p| p.lag).sum();
     Ok(Json(json!({"log": s.log.kind(), "lag": lag, "projections": st})).into_response())
+}
+
+/// The role of the caller's key: what a client (the dashboard) may show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// `ingest`, `analyst`, `support` or `admin`.
+    pub role: String,
+}
+
+/// The role of the key in `Authorization: Bearer <key>`; any valid key may ask.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The key's role", body = WhoAmI),
+        (status = 401, description = "No key, or an unknown key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn whoami(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WhoAmI>, ApiError> {
+    let role = authorize(&s.keys, &headers, ANY_ROLE)?;
+    Ok(Json(WhoAmI {
+        role: role.to_string(),
+    }))
 }
 
 /// One member's profile (support and admin).

@@ -172,7 +172,7 @@ pub fn date_range(
 }
 
 /// Today in the configured zone: `day` in every relation is a date in that zone.
-fn today(s: &ApiState) -> NaiveDate {
+pub(crate) fn today(s: &ApiState) -> NaiveDate {
     Utc::now().with_timezone(&s.timezone).date_naive()
 }
 
