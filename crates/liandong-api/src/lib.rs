@@ -224,6 +224,9 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Result<Respons
 pub struct WhoAmI {
     /// `ingest`, `analyst`, `support` or `admin`.
     pub role: String,
+    /// The key's public id (the first 12 hex digits of its SHA-256), as `liandong keys list`
+    /// and the audit trail show it.
+    pub key_id: String,
 }
 
 /// The role of the key in `Authorization: Bearer <key>`; any valid key may ask.
@@ -241,9 +244,10 @@ pub async fn whoami(
     State(s): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<WhoAmI>, ApiError> {
-    let role = authorize(&s.keys, &headers, ANY_ROLE)?;
+    let caller = authorize(&s.keys, &headers, ANY_ROLE)?;
     Ok(Json(WhoAmI {
-        role: role.to_string(),
+        role: caller.role.to_string(),
+        key_id: caller.key_id,
     }))
 }
 

@@ -1,9 +1,13 @@
-//! API keys and roles. Keys come from `LIANDONG_API_KEYS` (`role:key,role:key`); each key has
-//! exactly one role, and `admin` passes every check. Keys are looked up by their SHA-256 digest,
-//! compared in constant time, so neither the lookup's timing nor a log line reveals a key.
+//! API keys and roles. Keys come from `LIANDONG_API_KEYS` (`role:key,role:key`) or the generated
+//! key file, and from the read store's `liandong_api_keys` table (keys made with `liandong keys
+//! create`, held here as digests only and refreshed by the running server). Each key has exactly
+//! one role, and `admin` passes every check. Keys are looked up by their SHA-256 digest, compared
+//! in constant time, so neither the lookup's timing nor a log line reveals a key. A key is named
+//! in lists and the audit trail by its key id, the first 12 hex digits of that digest.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -76,32 +80,108 @@ impl FromStr for Role {
     }
 }
 
+/// Hex digits of the SHA-256 digest that make a key id: 48 bits, unique among any realistic
+/// number of keys, and too short to help anyone guess a key of 16 or more characters.
+const KEY_ID_HEX_LEN: usize = 12;
+
+/// The SHA-256 digest of a key: what is stored and compared, never the key itself.
+pub fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The public name of the key with this digest: its first 12 hex digits. The same for a key
+/// from `LIANDONG_API_KEYS` and one stored by `liandong keys create`.
+pub fn key_id(digest: &[u8; 32]) -> String {
+    hex::encode(&digest[..KEY_ID_HEX_LEN / 2])
+}
+
+/// A fresh random key (43 alphanumeric characters, about 256 bits) from the operating system.
+pub fn generate_key() -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(GENERATED_KEY_LEN)
+        .map(char::from)
+        .collect()
+}
+
 struct Entry {
     role: Role,
     digest: [u8; 32],
+    key_id: String,
     /// Kept only so [`ApiKeys::to_env_string`] can print generated keys; never logged, never
-    /// compared (lookups use `digest`).
-    key: String,
+    /// compared (lookups use `digest`). `None` for stored keys: only their digest is known.
+    key: Option<String>,
 }
 
-/// The configured keys. `Debug` shows roles only, never a key.
-pub struct ApiKeys {
-    entries: Vec<Entry>,
+impl Entry {
+    fn configured(role: Role, key: String) -> Entry {
+        let digest = digest(&key);
+        Entry {
+            role,
+            key_id: key_id(&digest),
+            digest,
+            key: Some(key),
+        }
+    }
 }
 
-impl fmt::Debug for ApiKeys {
+/// A key of the read store's `liandong_api_keys` table, as the server holds it: no key, only its
+/// digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key_id: String,
+    pub role: Role,
+    pub digest: [u8; 32],
+}
+
+impl fmt::Debug for StoredKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeys")
-            .field(
-                "roles",
-                &self.entries.iter().map(|e| e.role).collect::<Vec<_>>(),
-            )
+        f.debug_struct("StoredKey")
+            .field("key_id", &self.key_id)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
 
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+/// Who made a request: the role and the public id of the key it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    /// The key's id ([`key_id`]), safe to show and to record in the audit trail.
+    pub key_id: String,
+}
+
+/// The keys a process accepts: the configured ones (fixed for its lifetime) and the stored ones
+/// (replaced as a whole by [`ApiKeys::set_stored`] whenever the server re-reads the table).
+/// `Debug` shows roles and key ids only, never a key.
+pub struct ApiKeys {
+    entries: Vec<Entry>,
+    /// Swapped, never edited in place: a lookup clones the `Arc` and reads without holding the
+    /// lock, so a refresh never waits for requests nor requests for a refresh.
+    stored: RwLock<Arc<Vec<Entry>>>,
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stored = self.stored_entries();
+        f.debug_struct("ApiKeys")
+            .field(
+                "configured",
+                &self
+                    .entries
+                    .iter()
+                    .map(|e| (e.role, e.key_id.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "stored",
+                &stored
+                    .iter()
+                    .map(|e| (e.role, e.key_id.as_str()))
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Equality of two digests whose running time does not depend on where they differ.
@@ -149,18 +229,14 @@ impl ApiKeys {
                     "pair {n} ({shown}): expected a key of visible ASCII characters without spaces or commas"
                 ));
             }
-            let digest = digest(key);
-            if let Some(other) = entries.iter().find(|e| e.digest == digest) {
+            let entry = Entry::configured(role, key.to_owned());
+            if let Some(other) = entries.iter().find(|e| e.digest == entry.digest) {
                 return Err(format!(
                     "pair {n} ({shown}): the same key is already given to role {}; a key has exactly one role",
                     other.role
                 ));
             }
-            entries.push(Entry {
-                role,
-                digest,
-                key: key.to_owned(),
-            });
+            entries.push(entry);
         }
         if entries.is_empty() {
             return Err(
@@ -168,65 +244,103 @@ impl ApiKeys {
                     .to_owned(),
             );
         }
-        Ok(ApiKeys { entries })
+        Ok(ApiKeys::from_entries(entries))
+    }
+
+    fn from_entries(entries: Vec<Entry>) -> ApiKeys {
+        ApiKeys {
+            entries,
+            stored: RwLock::new(Arc::new(Vec::new())),
+        }
     }
 
     /// One fresh random key per role, from the operating system's random source.
     pub fn generate() -> ApiKeys {
-        let entries = Role::ALL
-            .into_iter()
-            .map(|role| {
-                let key: String = OsRng
-                    .sample_iter(&Alphanumeric)
-                    .take(GENERATED_KEY_LEN)
-                    .map(char::from)
-                    .collect();
-                Entry {
-                    role,
-                    digest: digest(&key),
-                    key,
-                }
-            })
-            .collect();
-        ApiKeys { entries }
+        ApiKeys::from_entries(
+            Role::ALL
+                .into_iter()
+                .map(|role| Entry::configured(role, generate_key()))
+                .collect(),
+        )
     }
 
-    /// The keys in the syntax [`ApiKeys::parse`] reads (for printing generated keys once).
+    /// The configured keys in the syntax [`ApiKeys::parse`] reads (for printing generated keys
+    /// once). Stored keys are not known in full and are not part of it.
     pub fn to_env_string(&self) -> String {
         self.entries
             .iter()
-            .map(|e| format!("{}:{}", e.role, e.key))
+            .filter_map(|e| Some(format!("{}:{}", e.role, e.key.as_deref()?)))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    /// The key of `role`, if there is one (the first, when a role has several).
+    /// The configured key of `role`, if there is one (the first, when a role has several).
     pub fn key_of(&self, role: Role) -> Option<&str> {
         self.entries
             .iter()
-            .find(|e| e.role == role)
-            .map(|e| e.key.as_str())
+            .filter(|e| e.role == role)
+            .find_map(|e| e.key.as_deref())
     }
 
-    /// The role of `key`. Every configured key is compared, each in constant time, so the
+    /// The role and key id of each configured key (from the environment or the key file).
+    pub fn configured(&self) -> Vec<(Role, String)> {
+        self.entries
+            .iter()
+            .map(|e| (e.role, e.key_id.clone()))
+            .collect()
+    }
+
+    /// Replaces the stored keys with `keys` (the unrevoked rows of `liandong_api_keys`): a key
+    /// missing from `keys` is refused from now on.
+    pub fn set_stored(&self, keys: Vec<StoredKey>) {
+        let entries = keys
+            .into_iter()
+            .map(|k| Entry {
+                role: k.role,
+                digest: k.digest,
+                key_id: k.key_id,
+                key: None,
+            })
+            .collect();
+        *self.stored.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(entries);
+    }
+
+    fn stored_entries(&self) -> Arc<Vec<Entry>> {
+        self.stored
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The role and key id of `key`. Every key is compared, each in constant time, so the
     /// answer's timing says nothing about how close a guess was.
-    pub fn role_of(&self, key: &str) -> Option<Role> {
+    pub fn caller_of(&self, key: &str) -> Option<Caller> {
         let wanted = digest(key);
+        let stored = self.stored_entries();
         let mut found = None;
-        for e in &self.entries {
+        for e in self.entries.iter().chain(stored.iter()) {
             if digests_equal(&e.digest, &wanted) {
-                found = Some(e.role);
+                found = Some(e);
             }
         }
-        found
+        found.map(|e| Caller {
+            role: e.role,
+            key_id: e.key_id.clone(),
+        })
     }
 
+    /// The role of `key` ([`ApiKeys::caller_of`] without the key id).
+    pub fn role_of(&self, key: &str) -> Option<Role> {
+        self.caller_of(key).map(|c| c.role)
+    }
+
+    /// How many keys are accepted now, configured and stored.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.stored_entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }
 
@@ -287,15 +401,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-/// Checks the request's `Authorization: Bearer <key>` against `keys`: Ok with the key's role
-/// when that role is in `allowed` (or is `admin`).
-pub fn authorize(keys: &ApiKeys, headers: &HeaderMap, allowed: &[Role]) -> Result<Role, AuthError> {
+/// Checks the request's `Authorization: Bearer <key>` against `keys`: Ok with the caller (the
+/// key's role and id) when that role is in `allowed` (or is `admin`). Synchronous and cheap: a
+/// digest and a comparison per key, no IO.
+pub fn authorize(
+    keys: &ApiKeys,
+    headers: &HeaderMap,
+    allowed: &[Role],
+) -> Result<Caller, AuthError> {
     let key = bearer(headers).ok_or(AuthError::Missing)?;
-    let role = keys.role_of(key).ok_or(AuthError::Unknown)?;
-    if role.may(allowed) {
-        Ok(role)
+    let caller = keys.caller_of(key).ok_or(AuthError::Unknown)?;
+    if caller.role.may(allowed) {
+        Ok(caller)
     } else {
-        Err(AuthError::Forbidden { role })
+        Err(AuthError::Forbidden { role: caller.role })
     }
 }
 
@@ -402,39 +521,90 @@ mod tests {
     fn authorize_decides_by_role() {
         let k = keys();
         let ingest = &[Role::Ingest];
+        let role = |auth: &str| authorize(&k, &headers(auth), ingest).map(|c| c.role);
         assert_eq!(
             authorize(&k, &HeaderMap::new(), ingest),
             Err(AuthError::Missing)
         );
         assert_eq!(
-            authorize(&k, &headers(&format!("Basic {INGEST_KEY}")), ingest),
+            role(&format!("Basic {INGEST_KEY}")),
             Err(AuthError::Missing)
         );
+        assert_eq!(role("Bearer "), Err(AuthError::Missing));
+        assert_eq!(role("Bearer nope-nope-nope-nope"), Err(AuthError::Unknown));
+        assert_eq!(role(&format!("Bearer {INGEST_KEY}")), Ok(Role::Ingest));
+        assert_eq!(role(&format!("bearer  {INGEST_KEY}")), Ok(Role::Ingest));
         assert_eq!(
-            authorize(&k, &headers("Bearer "), ingest),
-            Err(AuthError::Missing)
-        );
-        assert_eq!(
-            authorize(&k, &headers("Bearer nope-nope-nope-nope"), ingest),
-            Err(AuthError::Unknown)
-        );
-        assert_eq!(
-            authorize(&k, &headers(&format!("Bearer {INGEST_KEY}")), ingest),
-            Ok(Role::Ingest)
-        );
-        assert_eq!(
-            authorize(&k, &headers(&format!("bearer  {INGEST_KEY}")), ingest),
-            Ok(Role::Ingest)
-        );
-        assert_eq!(
-            authorize(&k, &headers(&format!("Bearer {ANALYST_KEY}")), ingest),
+            role(&format!("Bearer {ANALYST_KEY}")),
             Err(AuthError::Forbidden {
                 role: Role::Analyst
             })
         );
+        assert_eq!(role(&format!("Bearer {ADMIN_KEY}")), Ok(Role::Admin));
+    }
+
+    #[test]
+    fn the_caller_carries_the_key_id_and_never_the_key() {
+        let k = keys();
+        let caller = authorize(&k, &headers(&format!("Bearer {ADMIN_KEY}")), &[]).unwrap();
+        // The first 12 hex digits of SHA-256("admin-key-0123456789ab").
+        let full = hex::encode(Sha256::digest(ADMIN_KEY.as_bytes()));
+        assert_eq!(caller.key_id, full[..12]);
+        assert_eq!(caller.key_id, key_id(&digest(ADMIN_KEY)));
+        assert_ne!(
+            caller.key_id,
+            authorize(
+                &k,
+                &headers(&format!("Bearer {INGEST_KEY}")),
+                &[Role::Ingest]
+            )
+            .unwrap()
+            .key_id
+        );
+        assert!(k
+            .configured()
+            .contains(&(Role::Admin, caller.key_id.clone())));
+    }
+
+    #[test]
+    fn stored_keys_are_accepted_until_they_are_replaced() {
+        let k = keys();
+        let fresh = generate_key();
+        assert_eq!(k.caller_of(&fresh), None);
+        let stored = StoredKey {
+            key_id: key_id(&digest(&fresh)),
+            role: Role::Support,
+            digest: digest(&fresh),
+        };
+        k.set_stored(vec![stored.clone()]);
+        assert_eq!(k.len(), 4);
+        let caller = authorize(&k, &headers(&format!("Bearer {fresh}")), &[Role::Support]);
         assert_eq!(
-            authorize(&k, &headers(&format!("Bearer {ADMIN_KEY}")), ingest),
-            Ok(Role::Admin)
+            caller,
+            Ok(Caller {
+                role: Role::Support,
+                key_id: stored.key_id.clone()
+            })
+        );
+        assert_eq!(
+            authorize(&k, &headers(&format!("Bearer {fresh}")), &[Role::Analyst]),
+            Err(AuthError::Forbidden {
+                role: Role::Support
+            })
+        );
+        // Configured keys stay whatever the table holds; a key left out of a refresh (revoked)
+        // is unknown from then on.
+        k.set_stored(Vec::new());
+        assert_eq!(
+            authorize(&k, &headers(&format!("Bearer {fresh}")), &[Role::Support]),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(k.role_of(INGEST_KEY), Some(Role::Ingest));
+        assert!(!k.to_env_string().contains(&fresh));
+        let shown = format!("{k:?} {stored:?}");
+        assert!(
+            !shown.contains(&fresh) && !shown.contains(INGEST_KEY),
+            "{shown}"
         );
     }
 

@@ -67,7 +67,7 @@ struct Validated {
 
 #[instrument(
     skip_all,
-    fields(role = field::Empty, events = field::Empty, accepted = field::Empty, rejected = field::Empty)
+    fields(role = field::Empty, key_id = field::Empty, events = field::Empty, accepted = field::Empty, rejected = field::Empty)
 )]
 pub(crate) async fn post_events(
     State(state): State<IngestState>,
@@ -93,8 +93,9 @@ async fn ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestResponse, IngestError> {
-    let role = authorize(&state.keys, headers, &[Role::Ingest])?;
-    Span::current().record("role", role.as_str());
+    let caller = authorize(&state.keys, headers, &[Role::Ingest])?;
+    Span::current().record("role", caller.role.as_str());
+    Span::current().record("key_id", caller.key_id.as_str());
     check_content_type(headers)?;
     let body = read_body(body).await?;
 

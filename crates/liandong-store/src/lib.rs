@@ -3,6 +3,9 @@
 //! partition and the version of each projection. Positions move only inside the transaction that
 //! applies the events before them, which is what makes the projectors' effects exactly-once.
 
+pub mod api_keys;
+pub mod audit;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -100,7 +103,8 @@ impl ReadStore {
         }
     }
 
-    /// Creates the bookkeeping tables when missing.
+    /// Creates the bookkeeping tables when missing, and the tables that are no projection's:
+    /// the audit trail ([`audit`]) and the stored API keys ([`api_keys`]).
     pub async fn init(&self) -> Result<(), StoreError> {
         const DDL: [&str; 2] = [
             "CREATE TABLE IF NOT EXISTS liandong_projections (
@@ -122,13 +126,21 @@ impl ReadStore {
                 sqlx::query("SELECT pg_advisory_xact_lock(7210853611)")
                     .execute(&mut *tx)
                     .await?;
-                for ddl in DDL {
+                for ddl in DDL
+                    .iter()
+                    .chain(audit::POSTGRES_DDL)
+                    .chain(api_keys::POSTGRES_DDL)
+                {
                     sqlx::query(ddl).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
             ReadStore::Sqlite(p) => {
-                for ddl in DDL {
+                for ddl in DDL
+                    .iter()
+                    .chain(audit::SQLITE_DDL)
+                    .chain(api_keys::SQLITE_DDL)
+                {
                     sqlx::query(ddl).execute(p).await?;
                 }
             }

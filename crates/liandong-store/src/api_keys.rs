@@ -1,0 +1,187 @@
+//! API keys made with `liandong keys create`: the table `liandong_api_keys` holds each key's
+//! SHA-256 digest (hex), never the key, so a copy of the database lets no one in. A key is
+//! revoked by stamping `revoked_at`; rows are never deleted, so `keys list` shows the history.
+//! Every creation and revocation is written together with its audit entry, in one transaction.
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::AuditEntry;
+use crate::{ReadStore, StoreError};
+
+/// A key to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    /// The public id (the first 12 hex digits of the digest).
+    pub key_id: String,
+    pub role: String,
+    /// The key's SHA-256 digest, 64 lowercase hex digits.
+    pub sha256: String,
+    pub label: Option<String>,
+}
+
+/// A stored key, as `keys list` shows it and the server loads it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub key_id: String,
+    pub role: String,
+    pub sha256: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What [`revoke`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// Revoked now.
+    Now(ApiKeyRow),
+    /// It was revoked already, at this time; nothing changed and nothing was recorded.
+    Already(DateTime<Utc>),
+    /// No stored key has this id.
+    Unknown,
+}
+
+pub(crate) const POSTGRES_DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS liandong_api_keys (
+        key_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        label TEXT,
+        created_at TIMESTAMPTZ NOT NULL,
+        revoked_at TIMESTAMPTZ
+    )",
+    "COMMENT ON TABLE liandong_api_keys IS
+        'API keys made with liandong keys create: SHA-256 digests only, never a key.'",
+];
+
+pub(crate) const SQLITE_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS liandong_api_keys (
+        key_id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        label TEXT,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    )"];
+
+const COLUMNS: &str = "key_id, role, sha256, label, created_at, revoked_at";
+
+const INSERT_AUDIT: &str = "INSERT INTO liandong_audit
+    (at, key_id, role, action, endpoint, member_ref, detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+macro_rules! in_transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match $store {
+            ReadStore::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            ReadStore::Sqlite(p) => {
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+macro_rules! audit {
+    ($tx:ident, $entry:expr, $at:expr) => {{
+        sqlx::query(INSERT_AUDIT)
+            .bind($at)
+            .bind(&$entry.key_id)
+            .bind(&$entry.role)
+            .bind(&$entry.action)
+            .bind(&$entry.endpoint)
+            .bind(&$entry.member_ref)
+            .bind(&$entry.detail)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Stores `key` and records `audit` (action `key.create`) in the same transaction. Fails on a
+/// key id or digest already stored.
+pub async fn create(
+    store: &ReadStore,
+    key: &NewApiKey,
+    audit: &AuditEntry,
+) -> Result<ApiKeyRow, StoreError> {
+    let now = Utc::now();
+    let sql = format!(
+        "INSERT INTO liandong_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)
+         RETURNING {COLUMNS}"
+    );
+    Ok(in_transaction!(store, |tx| {
+        let row: ApiKeyRow = sqlx::query_as(&sql)
+            .bind(&key.key_id)
+            .bind(&key.role)
+            .bind(&key.sha256)
+            .bind(&key.label)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        audit!(tx, audit, now);
+        row
+    }))
+}
+
+/// Every stored key, revoked ones included, oldest first.
+pub async fn list(store: &ReadStore) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM liandong_api_keys ORDER BY created_at, key_id");
+    Ok(match store {
+        ReadStore::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await?,
+        ReadStore::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await?,
+    })
+}
+
+/// The keys that are not revoked: what the server accepts.
+pub async fn active(store: &ReadStore) -> Result<Vec<ApiKeyRow>, StoreError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM liandong_api_keys WHERE revoked_at IS NULL ORDER BY key_id");
+    Ok(match store {
+        ReadStore::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await?,
+        ReadStore::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await?,
+    })
+}
+
+/// Revokes the key `key_id` and records `audit` (action `key.revoke`) in the same transaction.
+pub async fn revoke(
+    store: &ReadStore,
+    key_id: &str,
+    audit: &AuditEntry,
+) -> Result<Revoked, StoreError> {
+    let now = Utc::now();
+    let update = format!(
+        "UPDATE liandong_api_keys SET revoked_at = $2
+         WHERE key_id = $1 AND revoked_at IS NULL
+         RETURNING {COLUMNS}"
+    );
+    let find = "SELECT revoked_at FROM liandong_api_keys WHERE key_id = $1";
+    Ok(in_transaction!(store, |tx| {
+        let row: Option<ApiKeyRow> = sqlx::query_as(&update)
+            .bind(key_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match row {
+            Some(row) => {
+                audit!(tx, audit, now);
+                Revoked::Now(row)
+            }
+            None => {
+                let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(find)
+                    .bind(key_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match at.flatten() {
+                    Some(at) => Revoked::Already(at),
+                    None => Revoked::Unknown,
+                }
+            }
+        }
+    }))
+}

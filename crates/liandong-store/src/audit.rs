@@ -1,0 +1,198 @@
+//! The audit trail: who (which key, of which role) did what (read a member, erased one, made or
+//! revoked a key), when, through which endpoint, about which member. The table
+//! `liandong_audit` is append-only — triggers refuse UPDATE and DELETE (and TRUNCATE on
+//! PostgreSQL) — and it is not a projection: rebuilding the read models never touches it.
+//!
+//! `member_ref` is always a keyed hash of the member (`Vault::keyed_hash(Purpose::Audit, …)`),
+//! never the member's key or an identifier: the trail must not itself hold personal data.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{ReadStore, StoreError};
+
+/// Actions recorded in the trail.
+pub mod action {
+    /// A member-level read (`GET /v1/members/{key}`).
+    pub const MEMBER_READ: &str = "member.read";
+    /// An erasure request (`POST /v1/members/{key}/erase`).
+    pub const MEMBER_ERASE: &str = "member.erase";
+    /// `liandong keys create`.
+    pub const KEY_CREATE: &str = "key.create";
+    /// `liandong keys revoke`.
+    pub const KEY_REVOKE: &str = "key.revoke";
+}
+
+/// One thing to record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditEntry {
+    /// The acting key's public id, or for the command line `cli:<OS user>`.
+    pub key_id: String,
+    /// The acting key's role (`admin` for the command line, which holds the database).
+    pub role: String,
+    /// One of [`action`].
+    pub action: String,
+    /// `GET /v1/members/{member_key}`, `liandong keys create`, …
+    pub endpoint: String,
+    /// The keyed hash of the member the action was about.
+    pub member_ref: Option<String>,
+    /// Anything else worth keeping that is not personal data (e.g. `found`, the new key's id).
+    pub detail: Option<String>,
+}
+
+/// A recorded entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditRecord {
+    /// Increasing with time of recording: the newest entry has the largest id.
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub key_id: String,
+    pub role: String,
+    pub action: String,
+    pub endpoint: String,
+    pub member_ref: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Which entries to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// At most this many entries.
+    pub limit: u32,
+    /// Only entries older than this id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    pub action: Option<String>,
+    pub key_id: Option<String>,
+    pub member_ref: Option<String>,
+}
+
+impl Default for AuditQuery {
+    fn default() -> AuditQuery {
+        AuditQuery {
+            limit: 100,
+            before_id: None,
+            action: None,
+            key_id: None,
+            member_ref: None,
+        }
+    }
+}
+
+/// The table and its guards, created by [`ReadStore::init`]. Each statement is idempotent.
+pub(crate) const POSTGRES_DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS liandong_audit (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at TIMESTAMPTZ NOT NULL,
+        key_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        member_ref TEXT,
+        detail TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS liandong_audit_member_ref
+        ON liandong_audit (member_ref, id) WHERE member_ref IS NOT NULL",
+    "COMMENT ON TABLE liandong_audit IS
+        'Append-only audit trail: member reads, erasures, key changes. member_ref is a keyed hash, never an identifier.'",
+    "CREATE OR REPLACE FUNCTION liandong_audit_refuse_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'liandong_audit is append-only: % refused', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END
+        $$",
+    "DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'liandong_audit_append_only'
+                       AND tgrelid = 'liandong_audit'::regclass) THEN
+            CREATE TRIGGER liandong_audit_append_only BEFORE UPDATE OR DELETE ON liandong_audit
+                FOR EACH ROW EXECUTE FUNCTION liandong_audit_refuse_change();
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'liandong_audit_no_truncate'
+                       AND tgrelid = 'liandong_audit'::regclass) THEN
+            CREATE TRIGGER liandong_audit_no_truncate BEFORE TRUNCATE ON liandong_audit
+                FOR EACH STATEMENT EXECUTE FUNCTION liandong_audit_refuse_change();
+        END IF;
+    END $$",
+];
+
+pub(crate) const SQLITE_DDL: &[&str] = &[
+    // AUTOINCREMENT: ids are never reused, so "newest first" is "largest id first".
+    "CREATE TABLE IF NOT EXISTS liandong_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        member_ref TEXT,
+        detail TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS liandong_audit_member_ref
+        ON liandong_audit (member_ref, id) WHERE member_ref IS NOT NULL",
+    "CREATE TRIGGER IF NOT EXISTS liandong_audit_no_update BEFORE UPDATE ON liandong_audit
+        BEGIN SELECT RAISE(ABORT, 'liandong_audit is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS liandong_audit_no_delete BEFORE DELETE ON liandong_audit
+        BEGIN SELECT RAISE(ABORT, 'liandong_audit is append-only: DELETE refused'); END",
+];
+
+const INSERT: &str = "INSERT INTO liandong_audit
+    (at, key_id, role, action, endpoint, member_ref, detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Appends `entry`, stamped with the current time. A caller that must not act unrecorded (a
+/// member read) does not answer when this fails.
+pub async fn record(store: &ReadStore, entry: &AuditEntry) -> Result<(), StoreError> {
+    macro_rules! insert {
+        ($pool:expr) => {{
+            sqlx::query(INSERT)
+                .bind(Utc::now())
+                .bind(&entry.key_id)
+                .bind(&entry.role)
+                .bind(&entry.action)
+                .bind(&entry.endpoint)
+                .bind(&entry.member_ref)
+                .bind(&entry.detail)
+                .execute($pool)
+                .await?;
+        }};
+    }
+    match store {
+        ReadStore::Postgres(p) => insert!(p),
+        ReadStore::Sqlite(p) => insert!(p),
+    }
+    Ok(())
+}
+
+/// The entries `query` selects, newest first.
+pub async fn list(store: &ReadStore, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+    // PostgreSQL cannot infer the type of a parameter that is only compared with NULL.
+    let (id, text) = match store.dialect() {
+        crate::Dialect::Postgres => ("::BIGINT", "::TEXT"),
+        crate::Dialect::Sqlite => ("", ""),
+    };
+    let sql = format!(
+        "SELECT id, at, key_id, role, action, endpoint, member_ref, detail FROM liandong_audit
+         WHERE ($1{id} IS NULL OR id < $1)
+           AND ($2{text} IS NULL OR action = $2)
+           AND ($3{text} IS NULL OR key_id = $3)
+           AND ($4{text} IS NULL OR member_ref = $4)
+         ORDER BY id DESC
+         LIMIT $5"
+    );
+    macro_rules! select {
+        ($pool:expr) => {
+            sqlx::query_as::<_, AuditRecord>(&sql)
+                .bind(query.before_id)
+                .bind(&query.action)
+                .bind(&query.key_id)
+                .bind(&query.member_ref)
+                .bind(i64::from(query.limit))
+                .fetch_all($pool)
+                .await?
+        };
+    }
+    Ok(match store {
+        ReadStore::Postgres(p) => select!(p),
+        ReadStore::Sqlite(p) => select!(p),
+    })
+}
