@@ -561,6 +561,10 @@ async fn bench_ingestion(
         ("LIANDONG_TOPIC_PREFIX", prefix.clone()),
         ("LIANDONG_API_KEYS", format!("ingest:{INGEST_KEY}")),
         (
+            "LIANDONG_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned(),
+        ),
+        (
             "LIANDONG_KAFKA_OPTIONS",
             kafka_options()
                 .iter()

@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 
 const KEYS: &str = "ingest:e2e-ingest-key-0123456789,analyst:e2e-analyst-key-0123456789,support:e2e-support-key-0123456789,admin:e2e-admin-key-0123456789";
 const INGEST: &str = "e2e-ingest-key-0123456789";
+/// Every node of a cluster shares one master key (it wraps the data keys of personal data).
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const SUPPORT: &str = "e2e-support-key-0123456789";
 
 /// A liandong process; SIGKILLed when dropped.
@@ -65,6 +67,7 @@ fn spawn(role: &str, env: &[(&str, String)], log_dir: &Path) -> Proc {
         .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn,sqlx=warn")
         .env("LIANDONG_LISTEN", format!("127.0.0.1:{port}"))
         .env("LIANDONG_API_KEYS", KEYS)
+        .env("LIANDONG_MASTER_KEY", MASTER_KEY)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -18,6 +18,7 @@ use liandong_auth::{authorize, ApiKeys, AuthError, Role};
 use liandong_log::EventLog;
 use liandong_projections::Projection;
 use liandong_store::ReadStore;
+use liandong_vault::{DataKeys, Vault};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::warn;
@@ -34,6 +35,10 @@ pub struct ApiState {
     /// The zone of `day` in the read models: "today", the end of the default date range, is
     /// taken in it.
     pub timezone: chrono_tz::Tz,
+    /// Keyed hashes of identifiers (audit trail, erasure registry, pseudonyms).
+    pub vault: Arc<Vault>,
+    /// Opens the sealed personal data of the read models.
+    pub data_keys: DataKeys,
 }
 
 /// The body of every error answer.

@@ -43,12 +43,20 @@ impl Server {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let log = liandong_log::EmbeddedLog::open(dir.path()).expect("open the embedded log");
         let keys = Arc::new(ApiKeys::parse(KEYS).expect("valid test keys"));
+        let vault = Arc::new(liandong_vault::Vault::new(
+            liandong_vault::MasterKey::generate(),
+        ));
+        liandong_vault::migrate(store, &vault)
+            .await
+            .expect("vault tables");
         let state = ApiState {
             store: store.clone(),
             log,
             projections: vec![Arc::new(CoreProjection::new(TZ))],
             keys: keys.clone(),
             timezone: TZ,
+            data_keys: liandong_vault::DataKeys::new(store.clone(), vault.clone()),
+            vault,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -21,6 +21,7 @@ use liandong_auth::ApiKeys;
 use liandong_event::Schemas;
 use liandong_identity::IdentityService;
 use liandong_log::EventLog;
+use liandong_vault::DataKeys;
 
 mod batch;
 mod dead_letter;
@@ -44,6 +45,8 @@ pub struct IngestState {
     log: Arc<dyn EventLog>,
     identity: IdentityService,
     keys: Arc<ApiKeys>,
+    /// Seals personal data before it reaches the log.
+    data_keys: DataKeys,
     counters: Arc<Counters>,
 }
 
@@ -53,12 +56,14 @@ impl IngestState {
         log: Arc<dyn EventLog>,
         identity: IdentityService,
         keys: Arc<ApiKeys>,
+        data_keys: DataKeys,
     ) -> Self {
         Self {
             schemas,
             log,
             identity,
             keys,
+            data_keys,
             counters: Arc::default(),
         }
     }

@@ -14,6 +14,7 @@ use liandong_ingest::{
     router, IngestResponse, IngestState, IngestStats, RejectedEvent, Submission,
 };
 use liandong_log::{Delivered, EmbeddedLog, EventLog, LogConsumer, LogError, Record, Stream};
+use liandong_vault::{DataKeys, MasterKey, Vault};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::sqlite::SqlitePoolOptions;
@@ -111,11 +112,17 @@ async fn start(mode: LogMode) -> Harness {
         "ingest:{INGEST_KEY},analyst:{ANALYST_KEY},admin:{ADMIN_KEY}"
     ))
     .expect("keys");
+    let store = liandong_store::ReadStore::Sqlite(pool.clone());
+    let vault = Arc::new(Vault::new(MasterKey::generate()));
+    liandong_vault::migrate(&store, &vault)
+        .await
+        .expect("vault tables");
     let state = IngestState::new(
         Arc::new(Schemas::load().expect("schemas")),
         served,
         identity,
         Arc::new(keys),
+        DataKeys::new(store, vault),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -6,6 +6,10 @@
 //! Keyed hashes are HMAC-SHA256 of the value under the purpose's key, in lowercase hex: stable
 //! (the same identifier always gives the same hash, so joins and lookups work) and not
 //! reversible without the master key (identifiers are low-entropy, so a plain hash would be).
+//!
+//! [`DataKeys`] seals personal data under per-member data keys wrapped by the master key.
+
+mod data_keys;
 
 use std::fmt;
 
@@ -17,6 +21,8 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use data_keys::{is_sealed, migrate, DataKeys, VaultError, CACHE_CAPACITY, CACHE_TTL};
 
 /// The environment variable holding the master key.
 pub const ENV_VAR: &str = "LIANDONG_MASTER_KEY";
@@ -145,6 +151,15 @@ impl Vault {
     /// The master key, for deriving further keys (the data-key wrapping key).
     pub fn master(&self) -> &MasterKey {
         &self.master
+    }
+
+    /// A short public name of the master key (16 hex digits), recorded in the read store so a
+    /// process started with another key is refused. It reveals nothing of the key.
+    pub fn fingerprint(&self) -> String {
+        // Not an identifier (those never contain '/'): no data key reference can equal it.
+        let mut h = self.keyed_hash(Purpose::DataKeyRef, "liandong/master-key-fingerprint");
+        h.truncate(16);
+        h
     }
 
     /// HMAC-SHA256 of `value` under `purpose`'s key, as 64 lowercase hex digits.

@@ -13,6 +13,7 @@ use liandong_event::Schemas;
 use liandong_identity::IdentityService;
 use liandong_ingest::IngestState;
 use liandong_log::{Delivered, EmbeddedLog, EventLog, LogConsumer, LogError, Record, Stream};
+use liandong_vault::{DataKeys, MasterKey, Vault};
 use liandong_wechat::{router, MenuConfig, WechatConfig, CALLBACK_PATH};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -106,13 +107,21 @@ async fn start_with(config: Option<WechatConfig>, mode: LogMode) -> Harness {
         ))
         .await
         .expect("sqlite");
-    let identity = IdentityService::sqlite(pool).await.expect("identity");
+    let identity = IdentityService::sqlite(pool.clone())
+        .await
+        .expect("identity");
     let keys = ApiKeys::parse("ingest:ingest-key-0123456789").expect("keys");
+    let store = liandong_store::ReadStore::Sqlite(pool);
+    let vault = Arc::new(Vault::new(MasterKey::generate()));
+    liandong_vault::migrate(&store, &vault)
+        .await
+        .expect("vault tables");
     let ingest = IngestState::new(
         Arc::new(Schemas::load().expect("schemas")),
         served,
         identity,
         Arc::new(keys),
+        DataKeys::new(store, vault),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

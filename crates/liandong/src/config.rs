@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono_tz::Tz;
 use liandong_auth::ApiKeys;
+use liandong_vault::MasterKey;
 use liandong_wechat::{AesKey, MenuConfig, WechatConfig};
 
 /// Why start-up stopped: the setting and what was expected.
@@ -35,6 +36,9 @@ pub struct Config {
     pub topic_prefix: String,
     pub timezone: Tz,
     pub api_keys: Option<ApiKeys>,
+    /// `LIANDONG_MASTER_KEY`: wraps the data keys of personal data. Unset: `serve` keeps one in
+    /// `<data dir>/master-key`; `ingest` and `project` refuse to start.
+    pub master_key: Option<MasterKey>,
     /// Most records a projector applies in one transaction.
     pub projector_batch: usize,
     /// The WeChat OA callback, when `LIANDONG_WECHAT_TOKEN` is set.
@@ -104,6 +108,11 @@ impl Config {
         let api_keys = get("LIANDONG_API_KEYS")
             .map(|v| ApiKeys::parse(&v).map_err(|m| err("LIANDONG_API_KEYS", m)))
             .transpose()?;
+        let master_key = get("LIANDONG_MASTER_KEY")
+            .map(|v| {
+                MasterKey::parse_base64(&v).map_err(|e| err("LIANDONG_MASTER_KEY", e.to_string()))
+            })
+            .transpose()?;
         let kafka = match get("LIANDONG_KAFKA_BROKERS") {
             None => None,
             Some(brokers) => {
@@ -165,6 +174,7 @@ impl Config {
             topic_prefix,
             timezone,
             api_keys,
+            master_key,
         })
     }
 }
@@ -251,7 +261,7 @@ mod tests {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://liandong-data/liandong.db");
-        assert!(c.kafka.is_none() && c.api_keys.is_none());
+        assert!(c.kafka.is_none() && c.api_keys.is_none() && c.master_key.is_none());
         assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
         assert_eq!(c.topic_prefix, "liandong");
         assert!(c.wechat.is_none());
@@ -265,6 +275,11 @@ mod tests {
             ("LIANDONG_TIMEZONE", "Mars/Olympus"),
             ("LIANDONG_TOPIC_PREFIX", "a b"),
             ("LIANDONG_API_KEYS", "root:secret"),
+            ("LIANDONG_MASTER_KEY", "not base64!"),
+            (
+                "LIANDONG_MASTER_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8AAQ==",
+            ),
         ] {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert_eq!(e.name, k, "{e}");
@@ -281,6 +296,23 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.name, "LIANDONG_KAFKA_OPTIONS");
+    }
+
+    #[test]
+    fn master_key() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = cfg(&[("LIANDONG_MASTER_KEY", key)]).unwrap();
+        assert_eq!(
+            c.master_key.as_ref().map(|k| k.to_base64()).as_deref(),
+            Some(key)
+        );
+        assert!(!format!("{c:?}").contains(key), "the key stays out of logs");
+        let e = cfg(&[("LIANDONG_MASTER_KEY", "AAEC")]).unwrap_err();
+        assert_eq!(e.name, "LIANDONG_MASTER_KEY");
+        assert!(
+            e.message.contains("32 bytes") && e.message.contains("got 3 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use liandong_log::{EmbeddedLog, EventLog, KafkaConfig, KafkaLog};
 use liandong_projections::{CoreProjection, Projection};
 use liandong_projector::{Projector, ProjectorConfig};
 use liandong_store::ReadStore;
+use liandong_vault::{DataKeys, MasterKey, Vault};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -81,6 +82,7 @@ pub fn projections(cfg: &Config) -> Vec<Arc<dyn Projection>> {
 /// Starts `role`: binds the listener, connects every part, spawns the tasks.
 pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     let keys = Arc::new(api_keys(role, &mut cfg)?);
+    let vault = Arc::new(Vault::new(master_key(role, &mut cfg)?));
     let store = ReadStore::connect(&cfg.database_url)
         .await
         .context("LIANDONG_DATABASE_URL: cannot open the read store")?;
@@ -90,6 +92,10 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     liandong_projections::set_timezone(&store, cfg.timezone)
         .await
         .context("recording the time zone in the read store")?;
+    liandong_vault::migrate(&store, &vault)
+        .await
+        .context("opening the data keys of personal data")?;
+    let data_keys = DataKeys::new(store.clone(), vault.clone());
     let log = open_log(role, &cfg).await?;
     let projections = projections(&cfg);
 
@@ -101,6 +107,8 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         projections: projections.clone(),
         keys: keys.clone(),
         timezone: cfg.timezone,
+        vault: vault.clone(),
+        data_keys: data_keys.clone(),
     });
     if role != Role::Project {
         let identity = match &store {
@@ -109,7 +117,13 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         }
         .context("opening the identity store")?;
         let schemas = Arc::new(Schemas::load().context("compiling the event schemas")?);
-        let ingest = IngestState::new(schemas, log.clone(), identity, keys.clone());
+        let ingest = IngestState::new(
+            schemas,
+            log.clone(),
+            identity,
+            keys.clone(),
+            data_keys.clone(),
+        );
         // The WeChat callback is one more way into the same ingestion (same validation,
         // dead letters and durability); unconfigured, it answers 404.
         let wechat = cfg.wechat.take();
@@ -221,7 +235,7 @@ fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
         return Ok(keys);
     }
     let keys = ApiKeys::generate();
-    write_private(&path, &keys)?;
+    write_keys(&path, &keys)?;
     warn!(path = %path.display(), "LIANDONG_API_KEYS is unset: created one key per role in this file (readable only by you)");
     println!(
         "API keys created in {} (one per role: ingest, analyst, support, admin)",
@@ -230,7 +244,56 @@ fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
     Ok(keys)
 }
 
-fn write_private(path: &Path, keys: &ApiKeys) -> anyhow::Result<()> {
+/// `LIANDONG_MASTER_KEY`, or for `serve` the key kept in `<data dir>/master-key`, created on
+/// first start and readable only by its owner. Losing it loses every personal value stored.
+fn master_key(role: Role, cfg: &mut Config) -> anyhow::Result<MasterKey> {
+    if let Some(key) = cfg.master_key.take() {
+        return Ok(key);
+    }
+    if role != Role::Serve {
+        bail!("LIANDONG_MASTER_KEY: required for `liandong ingest` and `liandong project` (base64 of 32 bytes, e.g. `openssl rand -base64 32`; the same key on every node)");
+    }
+    let path = cfg.data_dir.join("master-key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let key = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .unwrap_or("");
+        let key =
+            MasterKey::parse_base64(key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        info!(path = %path.display(), "master key loaded");
+        return Ok(key);
+    }
+    let key = MasterKey::generate();
+    let text = format!(
+        "# liandong master key (LIANDONG_MASTER_KEY): it unlocks the personal data in the read store and the log.\n\
+         # Keep this file private and keep a copy somewhere safe: without it that data is lost.\n{}\n",
+        key.to_base64()
+    );
+    write_private(&path, &text)?;
+    warn!(path = %path.display(), "LIANDONG_MASTER_KEY is unset: created a master key in this file (readable only by you); back it up");
+    println!(
+        "Master key created in {} (back it up: without it the personal data it protects is lost)",
+        path.display()
+    );
+    Ok(key)
+}
+
+fn write_keys(path: &Path, keys: &ApiKeys) -> anyhow::Result<()> {
+    let mut text =
+        String::from("# liandong API keys, role:key, one per line. Keep this file private.\n");
+    for pair in keys.to_env_string().split(',') {
+        text.push_str(pair);
+        text.push('\n');
+    }
+    write_private(path, &text)
+}
+
+/// Creates `path` (never overwriting) readable and writable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -245,13 +308,73 @@ fn write_private(path: &Path, keys: &ApiKeys) -> anyhow::Result<()> {
     let mut f = opts
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    let mut text =
-        String::from("# liandong API keys, role:key, one per line. Keep this file private.\n");
-    for pair in keys.to_env_string().split(',') {
-        text.push_str(pair);
-        text.push('\n');
-    }
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path, pairs: &[(&str, &str)]) -> Config {
+        let dir = dir.display().to_string();
+        Config::from_lookup(|k| {
+            if k == "LIANDONG_DATA_DIR" {
+                return Some(dir.clone());
+            }
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .expect("a valid configuration")
+    }
+
+    #[test]
+    fn serve_keeps_a_master_key_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = master_key(Role::Serve, &mut cfg(dir.path(), &[])).unwrap();
+        let path = dir.path().join("master-key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "readable only by its owner");
+        }
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains(&first.to_base64()));
+        // The next start reads it back.
+        let again = master_key(Role::Serve, &mut cfg(dir.path(), &[])).unwrap();
+        assert_eq!(again.to_base64(), first.to_base64());
+        // The variable wins over the file.
+        let set = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let k = master_key(
+            Role::Serve,
+            &mut cfg(dir.path(), &[("LIANDONG_MASTER_KEY", set)]),
+        )
+        .unwrap();
+        assert_eq!(k.to_base64(), set);
+        // A damaged file stops start-up, naming it.
+        std::fs::write(&path, "# liandong master key\nAAEC\n").unwrap();
+        let e = master_key(Role::Serve, &mut cfg(dir.path(), &[])).unwrap_err();
+        assert!(
+            e.to_string().contains("master-key") && e.to_string().contains("got 3 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ingest_and_project_need_the_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for role in [Role::Ingest, Role::Project] {
+            let e = master_key(role, &mut cfg(dir.path(), &[])).unwrap_err();
+            assert!(
+                e.to_string().starts_with("LIANDONG_MASTER_KEY: required"),
+                "{e}"
+            );
+        }
+        assert!(!dir.path().join("master-key").exists(), "no file made");
+    }
 }
