@@ -214,10 +214,13 @@ async fn ready(State(s): State<ApiState>) -> Response {
 
 const ANY_ROLE: &[Role] = &[Role::Ingest, Role::Analyst, Role::Support, Role::Admin];
 
+/// Who may read `/v1/status`: every role that reads (an `ingest` key only sends events).
+const STATUS_ROLES: &[Role] = &[Role::Analyst, Role::Support];
+
 /// Each projection's position and lag behind the end of the log: a script waits for `lag`
 /// 0 to know the read models hold everything accepted so far.
 async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&s.keys, &headers, ANY_ROLE)?;
+    authorize(&s.keys, &headers, STATUS_ROLES)?;
     let projections: Vec<&dyn Projection> = s.projections.iter().map(|p| p.as_ref()).collect();
     let st = liandong_projector::status(&s.store, s.log.as_ref(), &projections).await?;
     let lag: i64 = st.iter().map(|p| p.lag).sum();

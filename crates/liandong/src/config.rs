@@ -36,6 +36,9 @@ pub struct Config {
     pub topic_prefix: String,
     pub timezone: Tz,
     pub api_keys: Option<ApiKeys>,
+    /// How often a running process re-reads the keys stored by `liandong keys` (the longest a
+    /// revoked key still works): [`crate::keys::KEY_REFRESH`]; tests shorten it.
+    pub key_refresh: std::time::Duration,
     /// `LIANDONG_MASTER_KEY`: wraps the data keys of personal data. Unset: `serve` keeps one in
     /// `<data dir>/master-key`; `ingest` and `project` refuse to start.
     pub master_key: Option<MasterKey>,
@@ -174,6 +177,7 @@ impl Config {
             topic_prefix,
             timezone,
             api_keys,
+            key_refresh: crate::keys::KEY_REFRESH,
             master_key,
         })
     }

@@ -5,6 +5,7 @@
 //! Kafka consumer group).
 
 pub mod config;
+pub mod keys;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -96,11 +97,19 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         .await
         .context("opening the data keys of personal data")?;
     let data_keys = DataKeys::new(store.clone(), vault.clone());
+    // Keys made with `liandong keys create` work from the first request, and follow the table.
+    keys::load_stored(&store, &keys).await?;
     let log = open_log(role, &cfg).await?;
     let projections = projections(&cfg);
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    tasks.spawn(keys::refresh(
+        store.clone(),
+        keys.clone(),
+        cfg.key_refresh,
+        stopped.clone(),
+    ));
     let mut app = liandong_api::router(ApiState {
         store: store.clone(),
         log: log.clone(),
@@ -210,6 +219,19 @@ async fn open_log(role: Role, cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>>
     }
 }
 
+/// The key file `serve` keeps in the data directory: `role:key` lines, `#` comments.
+pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<ApiKeys> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(",");
+    ApiKeys::parse(&joined).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))
+}
+
 /// `LIANDONG_API_KEYS`, or for `serve` the keys kept in the data directory, created on first
 /// start and readable only by their owner.
 fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
@@ -221,16 +243,7 @@ fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
     }
     let path = cfg.data_dir.join("api-keys");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let joined = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join(",");
-        let keys =
-            ApiKeys::parse(&joined).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+        let keys = read_key_file(&path)?;
         info!(path = %path.display(), "API keys loaded");
         return Ok(keys);
     }

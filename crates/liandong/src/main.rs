@@ -23,6 +23,11 @@ enum Command {
     Ingest,
     /// Only the projectors (needs LIANDONG_KAFKA_BROKERS); instances share the partitions.
     Project,
+    /// Manages the API keys kept (hashed) in the read store: create, list, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: liandong::keys::KeysCommand,
+    },
 }
 
 #[tokio::main]
@@ -38,6 +43,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve => Role::Serve,
         Command::Ingest => Role::Ingest,
         Command::Project => Role::Project,
+        Command::Keys { command } => return keys(command).await,
     };
     let cfg = match Config::from_env() {
         Ok(c) => c,
@@ -58,6 +64,25 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("liandong: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `liandong keys …` against the read store the settings name (the embedded SQLite by default).
+async fn keys(command: liandong::keys::KeysCommand) -> std::process::ExitCode {
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("liandong: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let (mut out, mut note) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match liandong::keys::run(command, &cfg, &mut out, &mut note).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("liandong keys: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

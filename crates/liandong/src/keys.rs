@@ -1,0 +1,253 @@
+//! API keys kept in the read store: `liandong keys create | list | revoke`, and the running
+//! server's view of them. The table holds digests only; a new key is printed once, by `create`,
+//! and never again. A running process re-reads the table every [`KEY_REFRESH`] (the
+//! `key_refresh` setting), so a new key works and a revoked one stops working within that time.
+//! Every creation and revocation is recorded in the audit trail with the actor
+//! `cli:<OS user>` (role `admin`: whoever can run this against the database holds every key).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Subcommand;
+use liandong_auth::{ApiKeys, Role, StoredKey};
+use liandong_store::api_keys::{self, ApiKeyRow, NewApiKey, Revoked};
+use liandong_store::audit::{action, AuditEntry};
+use liandong_store::ReadStore;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::Config;
+
+/// How often a running process re-reads the stored keys: the longest a revoked key still works.
+pub const KEY_REFRESH: Duration = Duration::from_secs(5);
+
+/// Longest label accepted.
+const MAX_LABEL_CHARS: usize = 200;
+
+/// `liandong keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Makes a key and prints it once; only its SHA-256 digest is stored.
+    Create {
+        /// ingest (POST /v1/events), analyst (metrics), support (member lookup) or admin.
+        #[arg(long)]
+        role: Role,
+        /// What the key is for (who holds it), shown by `keys list`.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists the keys (id, role, label, created, revoked) — never a key.
+    List,
+    /// Revokes a stored key: running servers refuse it within 5 seconds.
+    Revoke {
+        /// The key's id, as `keys list` shows it.
+        key_id: String,
+    },
+}
+
+/// The audit trail's name for the command line's user.
+fn actor() -> String {
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()));
+    format!("cli:{}", user.as_deref().unwrap_or("unknown").trim())
+}
+
+fn audit_entry(action: &str, command: &str, detail: String) -> AuditEntry {
+    AuditEntry {
+        key_id: actor(),
+        role: Role::Admin.to_string(),
+        action: action.to_owned(),
+        endpoint: format!("liandong keys {command}"),
+        member_ref: None,
+        detail: Some(detail),
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Runs a `keys` command against the read store of `cfg`, writing what it shows to `out`
+/// (`create` writes the key there, alone on its line, and the rest to `note`).
+pub async fn run(
+    command: KeysCommand,
+    cfg: &Config,
+    out: &mut impl Write,
+    note: &mut impl Write,
+) -> anyhow::Result<()> {
+    let store = ReadStore::connect(&cfg.database_url)
+        .await
+        .context("LIANDONG_DATABASE_URL: cannot open the read store")?;
+    store
+        .init()
+        .await
+        .context("preparing the read store's key and audit tables")?;
+    match command {
+        KeysCommand::Create { role, label } => {
+            let label = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
+            if let Some(l) = &label {
+                if l.chars().count() > MAX_LABEL_CHARS || l.chars().any(char::is_control) {
+                    bail!("--label: expected at most {MAX_LABEL_CHARS} characters without control characters");
+                }
+            }
+            let key = liandong_auth::generate_key();
+            let digest = liandong_auth::digest(&key);
+            let new = NewApiKey {
+                key_id: liandong_auth::key_id(&digest),
+                role: role.to_string(),
+                sha256: hex::encode(digest),
+                label,
+            };
+            let detail = format!("key {} (role {role})", new.key_id);
+            let row = api_keys::create(
+                &store,
+                &new,
+                &audit_entry(action::KEY_CREATE, "create", detail),
+            )
+            .await
+            .context("storing the key")?;
+            writeln!(out, "{key}")?;
+            writeln!(
+                note,
+                "Created key {} with role {}{}. It is shown only this once: liandong keeps only its \
+                 SHA-256 digest. Running servers accept it within {} seconds.",
+                row.key_id,
+                row.role,
+                row.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default(),
+                KEY_REFRESH.as_secs()
+            )?;
+        }
+        KeysCommand::List => {
+            let rows = api_keys::list(&store).await.context("reading the keys")?;
+            writeln!(
+                out,
+                "KEY_ID        ROLE     SOURCE  CREATED               REVOKED               LABEL"
+            )?;
+            for (role, key_id) in configured(cfg)? {
+                writeln!(
+                    out,
+                    "{key_id:<13} {role:<8} config  {:<21} {:<21} {}",
+                    "-", "-", "LIANDONG_API_KEYS or the key file"
+                )?;
+            }
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{:<13} {:<8} stored  {:<21} {:<21} {}",
+                    r.key_id,
+                    r.role,
+                    time(r.created_at),
+                    r.revoked_at.map(time).unwrap_or_else(|| "-".into()),
+                    r.label.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let key_id = key_id.trim().to_ascii_lowercase();
+            let entry = audit_entry(action::KEY_REVOKE, "revoke", format!("key {key_id}"));
+            match api_keys::revoke(&store, &key_id, &entry)
+                .await
+                .context("revoking the key")?
+            {
+                Revoked::Now(row) => writeln!(
+                    note,
+                    "Revoked key {} (role {}). Running servers refuse it within {} seconds.",
+                    row.key_id,
+                    row.role,
+                    KEY_REFRESH.as_secs()
+                )?,
+                Revoked::Already(at) => {
+                    writeln!(note, "Key {key_id} was revoked already, at {}.", time(at))?
+                }
+                Revoked::Unknown => {
+                    if configured(cfg)?.iter().any(|(_, id)| *id == key_id) {
+                        bail!("key {key_id} is configured, not stored: remove it from LIANDONG_API_KEYS (or the key file in the data directory) and restart");
+                    }
+                    bail!("no stored key has the id {key_id:?} (see `liandong keys list`)");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The role and id of each configured key, as `serve` would find them — `LIANDONG_API_KEYS`,
+/// else the key file — without creating a key file.
+fn configured(cfg: &Config) -> anyhow::Result<Vec<(Role, String)>> {
+    if let Some(keys) = &cfg.api_keys {
+        return Ok(keys.configured());
+    }
+    let path = cfg.data_dir.join("api-keys");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(crate::read_key_file(&path)?.configured())
+}
+
+/// The unrevoked keys of the table, as `authorize` holds them. A row that does not parse (a
+/// role this version does not know) is skipped with a warning, never accepted.
+fn stored_keys(rows: Vec<ApiKeyRow>) -> Vec<StoredKey> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let role = r.role.parse::<Role>();
+            let digest = hex::decode(&r.sha256)
+                .ok()
+                .and_then(|d| <[u8; 32]>::try_from(d).ok());
+            match (role, digest) {
+                (Ok(role), Some(digest)) => Some(StoredKey {
+                    key_id: r.key_id,
+                    role,
+                    digest,
+                }),
+                _ => {
+                    warn!(key_id = %r.key_id, role = %r.role, "liandong_api_keys: unusable row skipped (unknown role or malformed digest)");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Loads the unrevoked stored keys into `keys`, replacing the ones held before.
+pub async fn load_stored(store: &ReadStore, keys: &ApiKeys) -> anyhow::Result<usize> {
+    let rows = api_keys::active(store)
+        .await
+        .context("reading liandong_api_keys")?;
+    let stored = stored_keys(rows);
+    let n = stored.len();
+    keys.set_stored(stored);
+    Ok(n)
+}
+
+/// Re-reads the stored keys every `every` until `stopped` turns true. When the store does not
+/// answer, the keys held last stay in force (a database hiccup does not lock every client out)
+/// and the failure is logged.
+pub async fn refresh(
+    store: ReadStore,
+    keys: Arc<ApiKeys>,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        match load_stored(&store, &keys).await {
+            Ok(n) => {
+                if last != Some(n) {
+                    info!(stored_keys = n, "stored API keys refreshed");
+                    last = Some(n);
+                }
+            }
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "stored API keys not refreshed; the previous ones stay in force")
+            }
+        }
+    }
+}
