@@ -997,7 +997,10 @@ async fn project(
     let before = settled_counters(pg_admin, &db).await?;
 
     let store = ReadStore::connect(db.url()).await?;
-    let projection: Arc<dyn Projection> = Arc::new(CoreProjection::new(chrono_tz::Asia::Shanghai));
+    let projection: Arc<dyn Projection> = Arc::new(CoreProjection::new(
+        chrono_tz::Asia::Shanghai,
+        liandong_testkit::test_vault(),
+    ));
     let projector = Projector::new(
         store.clone(),
         log_dyn.clone(),

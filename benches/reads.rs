@@ -145,7 +145,10 @@ async fn main() -> anyhow::Result<()> {
     // seeded tables — on start.
     liandong_projector::prepare(
         db.store(),
-        &liandong_projections::CoreProjection::new(chrono_tz::Asia::Shanghai),
+        &liandong_projections::CoreProjection::new(
+            chrono_tz::Asia::Shanghai,
+            liandong_testkit::test_vault(),
+        ),
     )
     .await?;
 

@@ -6,8 +6,13 @@
 //! nothing); re-key earlier events whose openid was bound just now (the binding is retroactive);
 //! then refold the profile of every member the batch touched, from that member's stored events.
 //! Each step depends only on the set of events stored, never on their order of arrival.
+//!
+//! Before that, events carrying an erased identifier are dropped (the erasure registry, see
+//! [`crate::erasure`]); after it, the batch's `member.erased` events remove their members, and
+//! the members they touched are refolded the same way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,9 +20,11 @@ use chrono_tz::Tz;
 use liandong_event::props::PERSONAL_DATA_KEYS;
 use liandong_event::{Event, EventType, OpenidKind};
 use liandong_store::StoreError;
+use liandong_vault::{Purpose, Vault};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::erasure::{self, ErasureDb};
 use crate::facts;
 use crate::member_profile::{self, ts, Identity, MemberProfile, ProfileEvent};
 use crate::metrics::{self, MetricsDb, TrafficCounts};
@@ -26,12 +33,14 @@ use crate::{Projection, Tx};
 /// The projection of `events`, `member_identity` and `member_profile`.
 pub struct CoreProjection {
     tz: Tz,
+    vault: Arc<Vault>,
 }
 
 impl CoreProjection {
-    /// `tz` decides the `day` of an event (LIANDONG_TIMEZONE).
-    pub fn new(tz: Tz) -> Self {
-        CoreProjection { tz }
+    /// `tz` decides the `day` of an event (LIANDONG_TIMEZONE); `vault` makes the hashes of the
+    /// erasure registry and the analysts' pseudonyms.
+    pub fn new(tz: Tz, vault: Arc<Vault>) -> Self {
+        CoreProjection { tz, vault }
     }
 }
 
@@ -43,7 +52,8 @@ impl Projection for CoreProjection {
 
     fn version(&self) -> i32 {
         // 2: the metrics read models (issue 3) joined the projection.
-        2
+        // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -63,13 +73,14 @@ impl Projection for CoreProjection {
             "retention_weekly_counts",
             "fact_experiment",
             "ab_readout",
+            "member_pseudonym",
         ]
     }
 
     async fn apply(&self, tx: Tx<'_>, events: &[Event]) -> Result<(), StoreError> {
         match tx {
-            Tx::Postgres(c) => apply(c, self.tz, events).await,
-            Tx::Sqlite(c) => apply(c, self.tz, events).await,
+            Tx::Postgres(c) => apply(c, self.tz, &self.vault, events).await,
+            Tx::Sqlite(c) => apply(c, self.tz, &self.vault, events).await,
         }
     }
 }
@@ -141,11 +152,33 @@ fn resolve(
     }
 }
 
-async fn apply<C: CoreDb + MetricsDb + Send>(
+async fn apply<C: CoreDb + MetricsDb + ErasureDb + Send>(
     db: &mut C,
     tz: Tz,
+    vault: &Vault,
     events: &[Event],
 ) -> Result<(), StoreError> {
+    // 0. Events of erased identifiers are skipped; `member.erased` is applied after the rest
+    //    of the batch, so it also removes what the batch itself brought of the member.
+    let (erasures, others): (Vec<&Event>, Vec<&Event>) = events
+        .iter()
+        .partition(|e| e.event_type == EventType::MemberErased);
+    let kept = erasure::skip_erased(db, vault, others).await?;
+    let touched = apply_events(db, tz, &kept).await?;
+    refold(db, tz, vault, touched).await?;
+    if !erasures.is_empty() {
+        let touched = erasure::erase(db, vault, &erasures).await?;
+        refold(db, tz, vault, touched).await?;
+    }
+    Ok(())
+}
+
+/// Steps 1 to 4: bindings, events, retroactive re-keying. Returns the member keys to refold.
+async fn apply_events<C: CoreDb + MetricsDb + Send>(
+    db: &mut C,
+    tz: Tz,
+    events: &[&Event],
+) -> Result<BTreeSet<String>, StoreError> {
     // 1. The bindings the batch carries.
     let mut bindings: BTreeSet<BindingRow> = BTreeSet::new();
     for e in events {
@@ -185,6 +218,7 @@ async fn apply<C: CoreDb + MetricsDb + Send>(
     let mut seen_ids = BTreeSet::new();
     let unique: Vec<&Event> = events
         .iter()
+        .copied()
         .filter(|e| seen_ids.insert(e.event_id))
         .collect();
     let rows: Vec<EventRow> = unique.iter().map(|e| event_row(e, tz, &known)).collect();
@@ -248,7 +282,17 @@ async fn apply<C: CoreDb + MetricsDb + Send>(
         }
     }
 
-    // 5. Refold every touched member.
+    Ok(touched)
+}
+
+/// Step 5: refolds the profile, facts and pseudonym of every touched member from its stored
+/// events (a member without events loses them), and recounts the aggregates the facts move.
+async fn refold<C: CoreDb + MetricsDb + Send>(
+    db: &mut C,
+    tz: Tz,
+    vault: &Vault,
+    touched: BTreeSet<String>,
+) -> Result<(), StoreError> {
     if touched.is_empty() {
         return Ok(());
     }
@@ -309,7 +353,21 @@ async fn apply<C: CoreDb + MetricsDb + Send>(
         })
         .collect();
     db.replace_profiles(&keys, &json(&profiles)).await?;
+    let pseudonyms: Vec<PseudonymRow> = profiles
+        .iter()
+        .map(|p| PseudonymRow {
+            pseudonym: vault.keyed_hash(Purpose::Pseudonym, &p.member_key),
+            member_key: &p.member_key,
+        })
+        .collect();
+    db.replace_pseudonyms(&keys, &json(&pseudonyms)).await?;
     metrics::replace_facts(db, &keys, &facts).await
+}
+
+#[derive(Debug, Serialize)]
+struct PseudonymRow<'a> {
+    member_key: &'a str,
+    pseudonym: String,
 }
 
 fn event_row<'a>(e: &'a Event, tz: Tz, bindings: &Bindings) -> EventRow<'a> {
@@ -394,6 +452,8 @@ trait CoreDb {
     async fn member_events(&mut self, keys: &str) -> Result<Vec<ProfileRow>, StoreError>;
     /// Replaces the profiles of `keys` by `rows` (a key without a row loses its profile).
     async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
+    /// Keeps `member_pseudonym` to the members of `keys` that have a profile (`rows`).
+    async fn replace_pseudonyms(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
 }
 
 struct Sql {
@@ -407,6 +467,8 @@ struct Sql {
     member_events: &'static str,
     delete_profiles: &'static str,
     insert_profiles: &'static str,
+    delete_pseudonyms: &'static str,
+    insert_pseudonyms: &'static str,
 }
 
 const PG: Sql = Sql {
@@ -449,6 +511,12 @@ const PG: Sql = Sql {
             followed_at timestamptz, follow_via text, orders_paid bigint, revenue_fen bigint,
             first_paid_at timestamptz, last_paid_at timestamptz, coupons_claimed bigint, coupons_redeemed bigint,
             activity_notifications boolean, last_prompt_at timestamptz)",
+    // A pseudonym is a function of the member key: a member that keeps its profile keeps its row.
+    delete_pseudonyms: "DELETE FROM member_pseudonym WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))
+        AND member_key NOT IN (SELECT x ->> 'member_key' FROM jsonb_array_elements($2::jsonb) AS x)",
+    insert_pseudonyms: "INSERT INTO member_pseudonym (member_key, pseudonym)
+        SELECT member_key, pseudonym FROM jsonb_to_recordset($1::jsonb) AS x(member_key text, pseudonym text)
+        ON CONFLICT (member_key) DO NOTHING",
 };
 
 const SQLITE: Sql = Sql {
@@ -487,6 +555,11 @@ const SQLITE: Sql = Sql {
             value ->> 'first_paid_at', value ->> 'last_paid_at', value ->> 'coupons_claimed',
             value ->> 'coupons_redeemed', value ->> 'activity_notifications', value ->> 'last_prompt_at'
         FROM json_each($1) WHERE true",
+    delete_pseudonyms: "DELETE FROM member_pseudonym WHERE member_key IN (SELECT value FROM json_each($1))
+        AND member_key NOT IN (SELECT value ->> 'member_key' FROM json_each($2))",
+    insert_pseudonyms: "INSERT INTO member_pseudonym (member_key, pseudonym)
+        SELECT value ->> 'member_key', value ->> 'pseudonym' FROM json_each($1) WHERE true
+        ON CONFLICT (member_key) DO NOTHING",
 };
 
 macro_rules! core_db {
@@ -565,6 +638,22 @@ macro_rules! core_db {
                     .execute(&mut *self)
                     .await?;
                 sqlx::query($sql.insert_profiles)
+                    .bind(rows)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(())
+            }
+            async fn replace_pseudonyms(
+                &mut self,
+                keys: &str,
+                rows: &str,
+            ) -> Result<(), StoreError> {
+                sqlx::query($sql.delete_pseudonyms)
+                    .bind(keys)
+                    .bind(rows)
+                    .execute(&mut *self)
+                    .await?;
+                sqlx::query($sql.insert_pseudonyms)
                     .bind(rows)
                     .execute(&mut *self)
                     .await?;

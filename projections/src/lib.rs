@@ -5,6 +5,7 @@
 
 pub mod ab;
 pub mod core;
+pub mod erasure;
 pub mod facts;
 pub mod member_profile;
 mod metrics;
@@ -16,6 +17,28 @@ use liandong_store::{Dialect, ReadStore, StoreError};
 use sqlx::migrate::Migrator;
 
 pub use crate::core::CoreProjection;
+
+/// The relations an analyst may read: the metric relations of METRICS.md (counts that name no
+/// member) and the de-identified `analyst_*` views, where `member_ref`, a keyed hash of the
+/// member key, stands for every identifier. Every other relation of the read store holds
+/// identifiers (`events`, `member_profile`, `member_identity`, the `fact_*` tables,
+/// `member_pseudonym`), personal data, or liandong's own bookkeeping.
+pub const ANALYST_RELATIONS: &[&str] = &[
+    "metric_menu_entry_daily",
+    "metric_article_daily",
+    "metric_linkage_daily",
+    "retention_repurchase_30d",
+    "retention_follower_30d",
+    "retention_weekly",
+    "ab_readout",
+    "analyst_events",
+    "analyst_member_profile",
+    "analyst_fact_member_day",
+    "analyst_fact_conversion",
+    "analyst_fact_follower",
+    "analyst_fact_member_week",
+    "analyst_fact_experiment",
+];
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

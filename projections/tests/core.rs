@@ -32,7 +32,7 @@ fn ev(id: u32, ty: &str, at: &str, user: Value, props: Value) -> Value {
 
 async fn late_binding_moves_earlier_events_to_the_unionid(db: &TestStore) {
     let store = db.store();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     fresh(store, &p).await;
     let wire = vec![
         ev(
@@ -113,7 +113,7 @@ on_both_stores!(late_binding_moves_earlier_events_to_the_unionid);
 
 async fn personal_data_is_not_in_the_events_table(db: &TestStore) {
     let store = db.store();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     fresh(store, &p).await;
     let wire = vec![ev(
         9,
@@ -144,7 +144,7 @@ on_both_stores!(personal_data_is_not_in_the_events_table);
 /// Any order, any batching, with duplicates: the same tables, equal to the reference.
 async fn order_independence(db: &TestStore) {
     let store = db.store();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     let shape = scenario::Shape {
         members: 30,
         events_per_member: 10,

@@ -42,7 +42,7 @@ fn visit(n: u32, at: &str, user: &str, source: &str) -> Value {
 /// and returns the store holding the second result after checking both agree.
 async fn project(db: &TestStore, wire: &[Value]) -> ReadStore {
     let store = db.store().clone();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     let events = validated(wire);
     fresh_core(&store, &p).await;
     apply_batch(&store, &p, &events).await;

@@ -73,7 +73,7 @@ impl Server {
         let state = ApiState {
             store: store.clone(),
             log,
-            projections: vec![Arc::new(CoreProjection::new(TZ))],
+            projections: vec![Arc::new(CoreProjection::new(TZ, vault.clone()))],
             keys: keys.clone(),
             timezone: TZ,
             data_keys: liandong_vault::DataKeys::new(store.clone(), vault.clone()),
@@ -201,7 +201,7 @@ fn edge_cases() -> Vec<Value> {
 /// Projects the scenario and the edge cases into a fresh store.
 async fn projected(db: &TestStore) -> ReadStore {
     let store = db.store().clone();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     let mut wire = scenario::events(&Shape::default());
     wire.extend(edge_cases());
     fresh_core(&store, &p).await;

@@ -52,7 +52,7 @@ impl Server {
         let state = ApiState {
             store: store.clone(),
             log,
-            projections: vec![Arc::new(CoreProjection::new(TZ))],
+            projections: vec![Arc::new(CoreProjection::new(TZ, vault.clone()))],
             keys: keys.clone(),
             timezone: TZ,
             data_keys: liandong_vault::DataKeys::new(store.clone(), vault.clone()),
@@ -118,7 +118,7 @@ fn article_clicks() -> Vec<Value> {
 
 async fn projected(db: &TestStore) -> ReadStore {
     let store = db.store().clone();
-    let p = CoreProjection::new(TZ);
+    let p = CoreProjection::new(TZ, liandong_testkit::test_vault());
     let mut wire = scenario::events(&Shape::default());
     wire.extend(article_clicks());
     fresh_core(&store, &p).await;

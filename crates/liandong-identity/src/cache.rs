@@ -1,6 +1,8 @@
 //! Bounded in-process cache of openid -> unionid bindings.
-//! Bindings never change once written, so an entry can never go stale; the only concern
-//! is memory, bounded by a two-generation scheme (an approximate LRU without extra crates).
+//! Bindings never change once written, so an entry can never go stale — except through an
+//! erasure, which forgets the binding and removes it here too ([`BindingCache::remove`]). The
+//! other concern is memory, bounded by a two-generation scheme (an approximate LRU without
+//! extra crates).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -106,6 +108,14 @@ impl BindingCache {
         gens.current[k].insert(openid.to_owned(), unionid);
     }
 
+    /// Forgets `openid` in both generations (erasure).
+    pub(crate) fn remove(&self, kind: OpenidKind, openid: &str) {
+        let k = kind.index();
+        let mut gens = self.write();
+        gens.current[k].remove(openid);
+        gens.previous[k].remove(openid);
+    }
+
     #[cfg(test)]
     fn total_len(&self) -> usize {
         let gens = self.read();
@@ -149,5 +159,17 @@ mod tests {
         assert!(cache.get(OpenidKind::Oa, "o0").is_some());
         assert!(cache.get(OpenidKind::Oa, "o1").is_none());
         assert!(cache.total_len() <= 8);
+    }
+
+    #[test]
+    fn remove_forgets_an_openid_in_both_generations() {
+        let cache = BindingCache::new(1);
+        cache.insert(OpenidKind::Oa, "o1", "u1");
+        // Rotation: o1 moves to the old generation.
+        cache.insert(OpenidKind::Oa, "o2", "u2");
+        cache.remove(OpenidKind::Oa, "o1");
+        cache.remove(OpenidKind::Oa, "o2");
+        assert_eq!(cache.lookup(OpenidKind::Oa, "o1", "u1"), Lookup::Miss);
+        assert_eq!(cache.lookup(OpenidKind::Oa, "o2", "u2"), Lookup::Miss);
     }
 }

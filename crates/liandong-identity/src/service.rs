@@ -184,6 +184,29 @@ impl IdentityService {
         )))
     }
 
+    /// Erasure: forgets the bindings of `openids`. Their aggregates are deleted from the
+    /// identity store and the openids from this process's cache; returns how many were bound.
+    ///
+    /// The invariant "one unionid for life" then starts over for these openids: a later event
+    /// may bind them again, to any unionid. (Other processes' caches keep the binding until it
+    /// ages out or they restart; that only decides which events about an erased openid are
+    /// accepted, and the projections skip every one of them.)
+    pub async fn forget(&self, openids: &[(OpenidKind, &str)]) -> Result<u64, IdentityError> {
+        let ids: Vec<String> = openids
+            .iter()
+            .map(|&(kind, openid)| aggregate_id(kind, openid))
+            .collect();
+        let deleted = self
+            .backend
+            .delete(&ids)
+            .await
+            .map_err(|e| IdentityError::Unavailable(format!("erasing bindings: {e}")))?;
+        for &(kind, openid) in openids {
+            self.cache.remove(kind, openid);
+        }
+        Ok(deleted)
+    }
+
     /// The unionid an openid is known (cached) to be bound to, without any IO (for choosing
     /// a Kafka record key). `None` means "not cached", not "unbound".
     pub fn cached(&self, kind: OpenidKind, openid: &str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! Persistence of `OpenidBinding` through postgres-es / sqlite-es, in dedicated tables.
 //! Invariant: the cqrs stores only ever touch `identity_events` / `identity_snapshots`,
 //! never the read model's `events` table, and `migrate` is idempotent and safe to race.
+//! Aggregates are only ever deleted by an erasure ([`Backend::delete`]).
 
 use std::future::Future;
 
@@ -128,10 +129,12 @@ pub(crate) enum Backend {
     Postgres {
         cqrs: PostgresCqrs<OpenidBinding>,
         store: PgStore,
+        pool: PgPool,
     },
     Sqlite {
         cqrs: SqliteCqrs<OpenidBinding>,
         store: SqliteStore,
+        pool: SqlitePool,
     },
 }
 
@@ -143,6 +146,7 @@ impl Backend {
         Backend::Postgres {
             cqrs: CqrsFramework::new(PersistedEventStore::new_event_store(repo()), vec![], ()),
             store: PersistedEventStore::new_event_store(repo()),
+            pool,
         }
     }
 
@@ -152,7 +156,44 @@ impl Backend {
         Backend::Sqlite {
             cqrs: CqrsFramework::new(PersistedEventStore::new_event_store(repo()), vec![], ()),
             store: PersistedEventStore::new_event_store(repo()),
+            pool,
         }
+    }
+
+    /// Deletes the aggregates `ids` (their events and snapshots) in one transaction; returns how
+    /// many held a binding. Erasure only: the aggregates' one-event-for-life invariant starts
+    /// over for these ids.
+    pub(crate) async fn delete(&self, ids: &[String]) -> Result<u64, sqlx::Error> {
+        const SNAPSHOTS: &str =
+            "DELETE FROM identity_snapshots WHERE aggregate_type = $1 AND aggregate_id = $2";
+        const EVENTS: &str =
+            "DELETE FROM identity_events WHERE aggregate_type = $1 AND aggregate_id = $2";
+        let mut deleted = 0;
+        macro_rules! delete_all {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                for id in ids {
+                    sqlx::query(SNAPSHOTS)
+                        .bind(<OpenidBinding as cqrs_es::Aggregate>::TYPE)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let rows = sqlx::query(EVENTS)
+                        .bind(<OpenidBinding as cqrs_es::Aggregate>::TYPE)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    deleted += u64::from(rows > 0);
+                }
+                tx.commit().await?;
+            }};
+        }
+        match self {
+            Backend::Postgres { pool, .. } => delete_all!(pool),
+            Backend::Sqlite { pool, .. } => delete_all!(pool),
+        }
+        Ok(deleted)
     }
 
     /// The unionid the aggregate `id` is bound to in the database, if any.

@@ -127,6 +127,7 @@ on_both!(
     conflict_found_before_binding_binds_nothing,
     cached_binding_needs_no_io,
     concurrent_binds_exactly_one_wins,
+    forget_deletes_the_bindings_and_lets_them_start_over,
 );
 
 fn expect_conflict(
@@ -317,4 +318,53 @@ async fn concurrent_binds_exactly_one_wins(db: Db) {
             Some(winner)
         );
     }
+}
+
+async fn forget_deletes_the_bindings_and_lets_them_start_over(db: Db) {
+    let svc = db.service().await;
+    svc.bind("u1", &[(OpenidKind::Oa, "oa-1"), (OpenidKind::Mp, "mp-1")])
+        .await
+        .expect("bind u1");
+    svc.bind("u2", &[(OpenidKind::Oa, "oa-2")])
+        .await
+        .expect("bind u2");
+
+    let forgotten = svc
+        .forget(&[
+            (OpenidKind::Oa, "oa-1"),
+            (OpenidKind::Mp, "mp-1"),
+            (OpenidKind::Mp, "never-bound"),
+        ])
+        .await
+        .expect("forget");
+    assert_eq!(forgotten, 2, "two of the three openids were bound");
+    assert_eq!(
+        svc.cached(OpenidKind::Oa, "oa-1"),
+        None,
+        "the cache forgot it"
+    );
+
+    // Not in the store either: a fresh process binds the openid anew, to another unionid.
+    let fresh = db.service().await;
+    fresh
+        .bind("u3", &[(OpenidKind::Oa, "oa-1")])
+        .await
+        .expect("an erased openid binds again");
+    svc.bind("u3", &[(OpenidKind::Mp, "mp-1")])
+        .await
+        .expect("and in the erasing process too");
+    // Others are untouched; forgetting again is harmless.
+    expect_conflict(
+        fresh.bind("u9", &[(OpenidKind::Oa, "oa-2")]).await,
+        OpenidKind::Oa,
+        "oa-2",
+        "u2",
+        "u9",
+    );
+    assert_eq!(
+        svc.forget(&[(OpenidKind::Mp, "never-bound")])
+            .await
+            .unwrap(),
+        0
+    );
 }

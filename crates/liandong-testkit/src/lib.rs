@@ -3,10 +3,14 @@
 //! deterministic generator of realistic event streams, and a reference model of `events` and
 //! `member_profile` computed straight from METRICS.md, independently of the projections.
 
+pub mod catalog;
 pub mod reference;
 pub mod scenario;
 
+use std::sync::Arc;
+
 use liandong_store::ReadStore;
+use liandong_vault::{MasterKey, Vault};
 
 /// Env var naming an admin URL of a PostgreSQL server for tests.
 pub const PG_URL_VAR: &str = "LIANDONG_TEST_DATABASE_URL";
@@ -26,6 +30,16 @@ pub fn required_env(var: &str, what: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// The master key of tests (base64 of the bytes 0..32), for `LIANDONG_MASTER_KEY`.
+pub const TEST_MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A vault on [`TEST_MASTER_KEY`].
+pub fn test_vault() -> Arc<Vault> {
+    Arc::new(Vault::new(
+        MasterKey::parse_base64(TEST_MASTER_KEY).expect("the test master key parses"),
+    ))
 }
 
 /// A read store that exists for one test.

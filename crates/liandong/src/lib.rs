@@ -75,9 +75,10 @@ impl Running {
     }
 }
 
-/// The projections this binary maintains.
-pub fn projections(cfg: &Config) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(CoreProjection::new(cfg.timezone))]
+/// The projections this binary maintains. The vault makes the erasure registry's hashes and
+/// the analysts' pseudonyms.
+pub fn projections(cfg: &Config, vault: Arc<Vault>) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(CoreProjection::new(cfg.timezone, vault))]
 }
 
 /// Starts `role`: binds the listener, connects every part, spawns the tasks.
@@ -100,7 +101,7 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     // Keys made with `liandong keys create` work from the first request, and follow the table.
     keys::load_stored(&store, &keys).await?;
     let log = open_log(role, &cfg).await?;
-    let projections = projections(&cfg);
+    let projections = projections(&cfg, vault.clone());
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
