@@ -2,6 +2,8 @@
 //! to the log and what projectors read back. `Event::from_wire` is the strict Rust reading of a
 //! sender's JSON; it must agree with the JSON Schemas (see `tests/agreement.rs`).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -34,6 +36,15 @@ impl User {
             openids.push((OpenidKind::Mp, o));
         }
         (!openids.is_empty()).then_some((unionid, openids))
+    }
+
+    /// The identifier whose data key seals this event's personal data: the unionid when the
+    /// event carries one, else the OA openid, else the MP openid.
+    pub fn data_key_identifier(&self) -> Option<&str> {
+        self.unionid
+            .as_deref()
+            .or(self.oa_openid.as_deref())
+            .or(self.mp_openid.as_deref())
     }
 
     /// The member key when no binding is known beyond what the event itself says
@@ -108,6 +119,12 @@ pub struct Event {
     pub props: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<Map<String, Value>>,
+    /// Personal data (EVENTS.md, "Personal data": `phone`, `address` of
+    /// `member.profile_updated`) that ingestion took out of `props` and sealed under the
+    /// member's data key (`liandong-vault`): prop name → `ld1:…`. Never plaintext; empty on
+    /// the wire, where the sender's `props` carry the values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sealed: BTreeMap<String, String>,
 }
 
 /// Why a sender's event is not an event (the Rust reading; ingestion reports the schema's
@@ -216,9 +233,26 @@ impl Event {
             scene,
             props,
             context,
+            sealed: BTreeMap::new(),
         };
         event.body().map_err(|m| wire_err("props", m))?;
         Ok(event)
+    }
+
+    /// Takes the personal data out of `props`: what [`sealed`](Self::sealed) must hold
+    /// instead, as (prop name, plaintext). Only `member.profile_updated` carries any.
+    pub fn take_personal_data(&mut self) -> Vec<(&'static str, String)> {
+        if self.event_type != EventType::MemberProfileUpdated {
+            return Vec::new();
+        }
+        crate::props::PERSONAL_DATA_KEYS
+            .iter()
+            .filter_map(|k| match self.props.remove(*k)? {
+                Value::String(s) => Some((*k, s)),
+                // A validated event holds strings here; anything else is dropped, not kept.
+                _ => None,
+            })
+            .collect()
     }
 
     /// The typed props.
@@ -270,4 +304,62 @@ fn parse_user(v: Option<&Value>) -> Result<User, WireError> {
         ));
     }
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn profile(props: Value) -> Value {
+        json!({"event_id": "6f1c1a9e-2f7a-4d38-9a43-1f1f5b7f4f10", "type": "member.profile_updated",
+               "occurred_at": "2026-11-24T10:00:05+08:00", "user": {"mp_openid": "o_mp"},
+               "props": props})
+    }
+
+    #[test]
+    fn personal_data_leaves_props() {
+        let wire = profile(json!({"phone": "13812345678", "address": "北京", "level": "gold"}));
+        let mut e = Event::from_wire(&wire, Utc::now()).unwrap();
+        assert!(e.sealed.is_empty());
+        let taken = e.take_personal_data();
+        assert_eq!(
+            taken,
+            vec![
+                ("phone", "13812345678".to_owned()),
+                ("address", "北京".to_owned())
+            ]
+        );
+        assert_eq!(Value::Object(e.props.clone()), json!({"level": "gold"}));
+        assert!(e.take_personal_data().is_empty());
+        // Other types keep their props: a `phone` there is not the catalogue's personal data.
+        let mut other = e.clone();
+        other.event_type = EventType::OrderPaid;
+        other.props.insert("phone".into(), json!("x"));
+        assert!(other.take_personal_data().is_empty());
+        assert!(other.props.contains_key("phone"));
+    }
+
+    #[test]
+    fn sealed_values_cannot_come_from_a_sender() {
+        let mut wire = profile(json!({}));
+        wire["sealed"] = json!({"phone": "ld1:x"});
+        let err = Event::from_wire(&wire, Utc::now()).unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("sealed", "unknown field")
+        );
+    }
+
+    #[test]
+    fn sealed_round_trips_through_the_log_form() {
+        let mut e = Event::from_wire(&profile(json!({"phone": "1"})), Utc::now()).unwrap();
+        let plain = serde_json::to_value(&e).unwrap();
+        assert!(plain.get("sealed").is_none(), "empty: not written");
+        e.take_personal_data();
+        e.sealed.insert("phone".into(), "ld1:…".into());
+        let back: Event = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.user.data_key_identifier(), Some("o_mp"));
+    }
 }

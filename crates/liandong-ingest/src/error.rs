@@ -12,7 +12,8 @@ use liandong_auth::AuthError;
 
 use crate::{MAX_BODY_BYTES, MAX_EVENTS, MAX_EVENT_BYTES};
 
-/// How long a client should wait when the identity store is down: it reports no hint of its own.
+/// How long a client should wait when the identity store (or the data key store, in the same
+/// database) is down: neither reports a hint of its own.
 pub(crate) const IDENTITY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Why a request got no `200`. Events rejected individually are not errors: they are part of
@@ -52,6 +53,10 @@ pub enum IngestError {
     /// Retryable: the batch's bindings could not be checked, so no event of it is accepted.
     #[error("identity store unavailable: {0}")]
     IdentityUnavailable(String),
+    /// Retryable: the batch's personal data could not be sealed (the data keys live in the
+    /// read store).
+    #[error("data key store unavailable: {0}")]
+    DataKeysUnavailable(String),
     /// Retryable: the log did not take (all of) the batch.
     #[error("event log unavailable: {reason}")]
     LogUnavailable {
@@ -76,9 +81,9 @@ impl IngestError {
             IngestError::BodyTooLarge
             | IngestError::TooManyEvents { .. }
             | IngestError::EventTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::IdentityUnavailable(_) | IngestError::LogUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::IdentityUnavailable(_)
+            | IngestError::DataKeysUnavailable(_)
+            | IngestError::LogUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,7 +92,9 @@ impl IngestError {
     /// invite an immediate retry storm against a log that just said no.
     pub fn retry_after_secs(&self) -> Option<u64> {
         let wait = match self {
-            IngestError::IdentityUnavailable(_) => IDENTITY_RETRY_AFTER,
+            IngestError::IdentityUnavailable(_) | IngestError::DataKeysUnavailable(_) => {
+                IDENTITY_RETRY_AFTER
+            }
             IngestError::LogUnavailable { retry_after, .. } => *retry_after,
             _ => return None,
         };
@@ -100,6 +107,9 @@ impl IngestError {
         match self {
             IngestError::IdentityUnavailable(_) => {
                 "identity store unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
+            }
+            IngestError::DataKeysUnavailable(_) => {
+                "data key store unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
             }
             IngestError::LogUnavailable { .. } => {
                 "event log unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()

@@ -13,6 +13,7 @@ use liandong_auth::{authorize, Role};
 use liandong_event::{Event, OpenidKind, Schemas};
 use liandong_identity::{IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
+use liandong_vault::DataKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{field, instrument, Span};
@@ -174,7 +175,8 @@ async fn store(
     } = validated;
     Span::current().record("events", valid.len() + rejected.len());
 
-    let accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
+    let mut accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
+    seal_personal_data(&state.data_keys, &mut accepted).await?;
 
     let mut records = Vec::with_capacity(accepted.len());
     for event in &accepted {
@@ -362,6 +364,36 @@ async fn bind_identities(
         }
     }
     Ok(accepted)
+}
+
+/// Replaces the personal data of accepted events by values sealed under the data key of the
+/// event's identifier, so the log never holds it in plaintext. A data key store that does not
+/// answer refuses the batch (retryable), like an unavailable identity store.
+async fn seal_personal_data(keys: &DataKeys, events: &mut [Event]) -> Result<(), IngestError> {
+    for event in events {
+        let personal = event.take_personal_data();
+        if personal.is_empty() {
+            continue;
+        }
+        let identifier = event
+            .user
+            .data_key_identifier()
+            .ok_or_else(|| {
+                IngestError::Internal(format!("event {}: no identifier", event.event_id))
+            })?
+            .to_owned();
+        for (name, plaintext) in personal {
+            let sealed = keys
+                .seal(&identifier, &plaintext)
+                .await
+                .map_err(|e| match e {
+                    e if e.is_retryable() => IngestError::DataKeysUnavailable(e.to_string()),
+                    e => IngestError::Internal(format!("sealing personal data: {e}")),
+                })?;
+            event.sealed.insert(name.to_owned(), sealed);
+        }
+    }
+    Ok(())
 }
 
 /// The partition key: the person's unionid whenever it is known, so all of one person's

@@ -1,6 +1,7 @@
 //! HTTP ingestion, `POST /v1/events`, exactly per EVENTS.md: a batch is authenticated and
 //! shape-checked as a whole, its events validated one by one; accepted events go to the events
-//! stream, rejected ones (with the reason, personal data redacted) to the dead-letter stream.
+//! stream, with their personal data sealed under the member's data key (`Event::sealed`),
+//! rejected ones (with the reason, personal data redacted) to the dead-letter stream.
 //!
 //! A `200` means both appends are durable. Duplicate `event_id`s, within a batch or across
 //! retries, are all accepted here: "an event_id counts once" is enforced by the projectors and

@@ -31,6 +31,9 @@ struct Harness {
     log: Arc<EmbeddedLog>,
     pool: SqlitePool,
     state: IngestState,
+    /// Where the data keys live (the read store), apart from the identity store.
+    vault_store: liandong_store::ReadStore,
+    data_keys: DataKeys,
     _dir: tempfile::TempDir,
 }
 
@@ -112,17 +115,23 @@ async fn start(mode: LogMode) -> Harness {
         "ingest:{INGEST_KEY},analyst:{ANALYST_KEY},admin:{ADMIN_KEY}"
     ))
     .expect("keys");
-    let store = liandong_store::ReadStore::Sqlite(pool.clone());
+    let vault_store = liandong_store::ReadStore::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("read.db").display()
+    ))
+    .await
+    .expect("read store");
     let vault = Arc::new(Vault::new(MasterKey::generate()));
-    liandong_vault::migrate(&store, &vault)
+    liandong_vault::migrate(&vault_store, &vault)
         .await
         .expect("vault tables");
+    let data_keys = DataKeys::new(vault_store.clone(), vault);
     let state = IngestState::new(
         Arc::new(Schemas::load().expect("schemas")),
         served,
         identity,
         Arc::new(keys),
-        DataKeys::new(store, vault),
+        data_keys.clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -136,6 +145,8 @@ async fn start(mode: LogMode) -> Harness {
         log,
         pool,
         state,
+        vault_store,
+        data_keys,
         _dir: dir,
     }
 }
@@ -677,6 +688,120 @@ async fn personal_data_echoed_in_errors_stays_out_of_the_dead_letter_stream() {
         letter["event"]["props"],
         json!({"phone": "[redacted]", "address": "[redacted]"})
     );
+}
+
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).expect("read file")));
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn personal_data_is_sealed_before_it_reaches_the_log() {
+    let h = start(LogMode::Working).await;
+    let (phone, address) = ("13912345678", "杭州市西湖区文三路478号");
+    let with_union = ev(
+        "member.profile_updated",
+        json!({"unionid": "u_sealed", "oa_openid": "o_sealed"}),
+        json!({"phone": phone, "address": address, "level": "gold"}),
+    );
+    let openid_only = ev(
+        "member.profile_updated",
+        json!({"mp_openid": "m_sealed"}),
+        json!({"phone": "13700001111"}),
+    );
+    let a = h.events(vec![with_union, openid_only]).await.ok();
+    assert_eq!((a.accepted, a.rejected.len()), (2, 0));
+
+    let logged = h.read(Stream::Events).await;
+    assert_eq!(logged.len(), 2);
+    for d in &logged {
+        for secret in [phone, address, "12345678", "文三路", "13700001111"] {
+            assert!(!contains(&d.payload, secret), "{secret} in the log record");
+        }
+    }
+    let events: Vec<liandong_event::Event> = logged
+        .iter()
+        .map(|d| serde_json::from_slice(&d.payload).expect("an event"))
+        .collect();
+    let first = &events[0];
+    assert_eq!(Value::Object(first.props.clone()), json!({"level": "gold"}));
+    assert_eq!(first.sealed.len(), 2);
+    let open = |s: &String| {
+        let k = h.data_keys.clone();
+        let s = s.clone();
+        async move { k.open(&s).await.expect("opens") }
+    };
+    assert_eq!(open(&first.sealed["phone"]).await.as_deref(), Some(phone));
+    assert_eq!(
+        open(&first.sealed["address"]).await.as_deref(),
+        Some(address)
+    );
+    // Under the data key of the unionid, else the openid.
+    let key_ref = |s: &str| s.split(':').nth(1).expect("ld1:<key_ref>:…").to_owned();
+    assert_eq!(
+        key_ref(&first.sealed["phone"]),
+        h.data_keys.key_ref("u_sealed")
+    );
+    let second = &events[1];
+    assert!(second.props.is_empty(), "{:?}", second.props);
+    assert_eq!(
+        key_ref(&second.sealed["phone"]),
+        h.data_keys.key_ref("m_sealed")
+    );
+    assert_eq!(
+        open(&second.sealed["phone"]).await.as_deref(),
+        Some("13700001111")
+    );
+    // Nor on disk, in any file of the log.
+    for (path, bytes) in files_under(&h._dir.path().join("log")) {
+        for secret in [phone, address, "13700001111"] {
+            assert!(!contains(&bytes, secret), "{secret} in {}", path.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn data_key_store_unavailable_is_503_and_nothing_is_appended() {
+    let h = start(LogMode::Working).await;
+    if let liandong_store::ReadStore::Sqlite(p) = &h.vault_store {
+        p.close().await;
+    }
+    let profile = ev(
+        "member.profile_updated",
+        json!({"oa_openid": "o1"}),
+        json!({"phone": "13812345678"}),
+    );
+    let a = h
+        .events(vec![paid(json!({"oa_openid": "o1"}), 1), profile])
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(a.headers["retry-after"], "2");
+    assert!(
+        a.error().contains("data key store unavailable"),
+        "{}",
+        a.body
+    );
+    assert_eq!(h.read(Stream::Events).await.len(), 0);
+    assert_eq!(h.read(Stream::DeadLetter).await.len(), 0);
+    assert_eq!(h.stats().unavailable, 1);
+    // A batch without personal data needs no data key.
+    let a = h.events(vec![paid(json!({"oa_openid": "o1"}), 1)]).await;
+    assert_eq!(a.ok().accepted, 1);
 }
 
 #[tokio::test]
