@@ -3,6 +3,7 @@
 //! through `liandong-projections`; it never writes. `/openapi.json` describes the metric
 //! endpoints, generated from the handlers and types below so it cannot drift from them.
 
+pub mod audit;
 pub mod metrics;
 pub mod summary;
 
@@ -121,12 +122,14 @@ impl From<QueryRejection> for ApiError {
         metrics::ab,
         summary::summary,
         whoami,
+        audit::list,
     ),
-    components(schemas(ErrorBody, WhoAmI)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
-        (name = "keys", description = "What the caller's key is")
+        (name = "keys", description = "What the caller's key is"),
+        (name = "audit", description = "The audit trail: member reads, erasures, key changes")
     )
 )]
 pub struct ApiDoc;
@@ -180,6 +183,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/metrics/ab", get(metrics::ab))
         .route("/v1/metrics/summary", get(summary::summary))
         .route("/v1/whoami", get(whoami))
+        .route("/v1/audit", get(audit::list))
         .with_state(state)
 }
 
@@ -265,8 +269,24 @@ async fn member(
     headers: HeaderMap,
     Path(member_key): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&s.keys, &headers, &[Role::Support])?;
-    match liandong_projections::read::member_profile(&s.store, &member_key).await? {
+    let caller = authorize(&s.keys, &headers, &[Role::Support])?;
+    let profile = liandong_projections::read::member_profile(&s.store, &member_key).await?;
+    // Recorded before anything is answered: no member-level read goes unrecorded.
+    let found = if profile.is_some() {
+        "found"
+    } else {
+        "not found"
+    };
+    audit::record(
+        &s,
+        &caller,
+        liandong_store::audit::action::MEMBER_READ,
+        "GET /v1/members/{member_key}",
+        Some(&member_key),
+        Some(found.to_owned()),
+    )
+    .await?;
+    match profile {
         Some(p) => Ok(Json(p).into_response()),
         None => Err(ApiError::NoMember(member_key)),
     }
