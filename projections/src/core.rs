@@ -1,4 +1,5 @@
-//! The projection `core`: the `events` table, the identity bindings, and `member_profile`.
+//! The projection `core`: the `events` table, the identity bindings, `member_profile`, and the
+//! sealed personal data (`member_personal`, see [`crate::member_personal`]).
 //!
 //! A batch is applied in six set-based statements, whatever its size: insert the bindings the
 //! batch carries; resolve every event's member (own unionid, else the OA openid's binding, else
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 use crate::erasure::{self, ErasureDb};
 use crate::facts;
+use crate::member_personal::{self, PersonalDb, PersonalFact};
 use crate::member_profile::{self, ts, Identity, MemberProfile, ProfileEvent};
 use crate::metrics::{self, MetricsDb, TrafficCounts};
 use crate::{Projection, Tx};
@@ -53,11 +55,14 @@ impl Projection for CoreProjection {
     fn version(&self) -> i32 {
         // 2: the metrics read models (issue 3) joined the projection.
         // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
-        3
+        // 4: member_personal and fact_personal, the sealed phone and address (issue 6).
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
         &[
+            "member_personal",
+            "fact_personal",
             "member_profile",
             "events",
             "member_identity",
@@ -152,7 +157,7 @@ fn resolve(
     }
 }
 
-async fn apply<C: CoreDb + MetricsDb + ErasureDb + Send>(
+async fn apply<C: CoreDb + MetricsDb + ErasureDb + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     vault: &Vault,
@@ -174,7 +179,7 @@ async fn apply<C: CoreDb + MetricsDb + ErasureDb + Send>(
 }
 
 /// Steps 1 to 4: bindings, events, retroactive re-keying. Returns the member keys to refold.
-async fn apply_events<C: CoreDb + MetricsDb + Send>(
+async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     events: &[&Event],
@@ -228,13 +233,16 @@ async fn apply_events<C: CoreDb + MetricsDb + Send>(
         // Event counts take only events new to the store: a redelivered event counts once.
         let new_ids: BTreeSet<&str> = inserted.iter().map(|(id, _)| id.as_str()).collect();
         let mut traffic = TrafficCounts::default();
+        let mut personal = Vec::new();
         for e in unique
             .iter()
             .filter(|e| new_ids.contains(e.event_id.to_string().as_str()))
         {
             traffic.add(e, tz);
+            personal.extend(PersonalFact::of(e));
         }
         metrics::count_traffic(db, &traffic).await?;
+        member_personal::insert_facts(db, &personal).await?;
         touched.extend(inserted.into_iter().map(|(_, key)| key));
     }
 
@@ -287,7 +295,7 @@ async fn apply_events<C: CoreDb + MetricsDb + Send>(
 
 /// Step 5: refolds the profile, facts and pseudonym of every touched member from its stored
 /// events (a member without events loses them), and recounts the aggregates the facts move.
-async fn refold<C: CoreDb + MetricsDb + Send>(
+async fn refold<C: CoreDb + MetricsDb + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     vault: &Vault,
@@ -353,6 +361,7 @@ async fn refold<C: CoreDb + MetricsDb + Send>(
         })
         .collect();
     db.replace_profiles(&keys, &json(&profiles)).await?;
+    member_personal::refold(db, &keys).await?;
     let pseudonyms: Vec<PseudonymRow> = profiles
         .iter()
         .map(|p| PseudonymRow {
@@ -380,6 +389,7 @@ fn event_row<'a>(e: &'a Event, tz: Tz, bindings: &Bindings) -> EventRow<'a> {
     let mut props = e.props.clone();
     if e.event_type == EventType::MemberProfileUpdated {
         // Personal data never leaves the log in plaintext (EVENTS.md, "Personal data").
+        // Ingestion moves it to `sealed`; an event logged before it did is dropped here.
         for k in PERSONAL_DATA_KEYS {
             props.remove(*k);
         }

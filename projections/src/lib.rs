@@ -7,6 +7,7 @@ pub mod ab;
 pub mod core;
 pub mod erasure;
 pub mod facts;
+pub mod member_personal;
 pub mod member_profile;
 mod metrics;
 pub mod read;
