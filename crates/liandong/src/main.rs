@@ -1,4 +1,6 @@
-//! `liandong serve | ingest | project`: see the README for the settings.
+//! `liandong serve | ingest | project | demo`: see the README for the settings.
+
+mod demo;
 
 use clap::{Parser, Subcommand};
 use liandong::{start, Config, Role};
@@ -23,6 +25,8 @@ enum Command {
     Ingest,
     /// Only the projectors (needs LIANDONG_KAFKA_BROKERS); instances share the partitions.
     Project,
+    /// liandong with a simulated OA + MP audience: backfills history, then sends live traffic.
+    Demo(demo::DemoArgs),
     /// Manages the API keys kept (hashed) in the read store: create, list, revoke.
     Keys {
         #[command(subcommand)]
@@ -32,17 +36,30 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo draws progress bars: by default only warnings may write over them.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,librdkafka=error,rdkafka=error",
+        _ => "info,librdkafka=warn,rdkafka=warn,sqlx=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn,sqlx=warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     let role = match cli.command {
         Command::Serve => Role::Serve,
         Command::Ingest => Role::Ingest,
         Command::Project => Role::Project,
+        Command::Demo(args) => {
+            return match demo::run(args, shutdown_signal()).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("liandong demo: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
         Command::Keys { command } => return keys(command).await,
     };
     let cfg = match Config::from_env() {
