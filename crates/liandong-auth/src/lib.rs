@@ -60,7 +60,8 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, not `write_str`: widths and alignment (`{:<8}`) apply, as for a `str`.
+        f.pad(self.as_str())
     }
 }
 
@@ -447,6 +448,7 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(role.to_string().parse::<Role>(), Ok(role));
         }
+        assert_eq!(format!("[{:<8}]", Role::Admin), "[admin   ]");
         assert_eq!("Admin".parse::<Role>(), Err(UnknownRole("Admin".into())));
     }
 

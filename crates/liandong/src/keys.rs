@@ -135,15 +135,15 @@ pub async fn run(
                 )?;
             }
             for r in &rows {
-                writeln!(
-                    out,
+                let line = format!(
                     "{:<13} {:<8} stored  {:<21} {:<21} {}",
                     r.key_id,
                     r.role,
                     time(r.created_at),
                     r.revoked_at.map(time).unwrap_or_else(|| "-".into()),
                     r.label.as_deref().unwrap_or("")
-                )?;
+                );
+                writeln!(out, "{}", line.trim_end())?;
             }
         }
         KeysCommand::Revoke { key_id } => {
