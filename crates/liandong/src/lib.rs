@@ -120,6 +120,10 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         vault: vault.clone(),
         data_keys: data_keys.clone(),
     });
+    if role != Role::Ingest {
+        // The dashboard page, beside the query API it reads with the key the user signs in with.
+        app = app.merge(liandong_dashboard::router());
+    }
     if role != Role::Project {
         let identity = match &store {
             ReadStore::Postgres(p) => IdentityService::postgres(p.clone()).await,

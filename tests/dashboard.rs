@@ -1,0 +1,595 @@
+//! The dashboard in a real browser: liandong `serve` on the embedded defaults, seeded through
+//! its HTTP ingestion with a month of generated traffic, and Debian's headless Chromium driven
+//! through chromedriver (WebDriver). It signs in as each role and checks what the page shows
+//! against the query API: every KPI value equals `/v1/metrics/summary` for the page's range,
+//! numbers move without a reload when events arrive, the English switch changes the labels,
+//! a support key sees the member lookup (without identifiers) and no metric, an ingest key is
+//! refused. It saves `target/dashboard.png` (and `target/dashboard-support.png`).
+//!
+//! Needs `chromedriver` and `chromium`: `LIANDONG_TEST_CHROMEDRIVER` / `LIANDONG_TEST_CHROMIUM`,
+//! or Debian's `/usr/bin/chromedriver` and `/usr/bin/chromium`. Without them the test is
+//! skipped with a `SKIPPED:` line, except under `CI`, where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{Duration as Days, Utc};
+use fantoccini::{Client, ClientBuilder, Locator};
+use liandong::{Config, Role};
+use liandong_projections::read;
+use liandong_store::ReadStore;
+use liandong_testkit::scenario::{self, Shape};
+use serde_json::{json, Value};
+
+const INGEST: &str = "dash-ingest-key-0123456789";
+const ANALYST: &str = "dash-analyst-key-0123456789";
+const SUPPORT: &str = "dash-support-key-0123456789";
+
+const KPIS: [&str; 8] = [
+    "menu_click_rate",
+    "article_click_rate",
+    "follow_conversion",
+    "core_usage",
+    "cross_platform_rate",
+    "linkage_conversion",
+    "repurchase_30d",
+    "follower_retention_30d",
+];
+
+/// The browser's pieces, or `None` (outside CI) when they are not installed.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let find = |var: &str, default: &str| -> Option<PathBuf> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(PathBuf::from(v)),
+            _ => Some(PathBuf::from(default)).filter(|p| p.exists()),
+        }
+    };
+    let driver = find("LIANDONG_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = find("LIANDONG_TEST_CHROMIUM", "/usr/bin/chromium");
+    match (driver, chromium) {
+        (Some(d), Some(c)) => Some((d, c)),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "chromedriver and chromium are required in CI: install Debian's chromium and \
+             chromium-driver, or set LIANDONG_TEST_CHROMEDRIVER and LIANDONG_TEST_CHROMIUM \
+             (scripts/test does)"
+        ),
+        _ => {
+            eprintln!("SKIPPED: the dashboard browser test (no chromedriver/chromium; set LIANDONG_TEST_CHROMEDRIVER)");
+            None
+        }
+    }
+}
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+async fn start_driver(path: &Path, log: &Path) -> Driver {
+    let port = free_port();
+    let log = std::fs::File::create(log).expect("a log file");
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(log.try_clone().expect("a log file"))
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", path.display()));
+    let mut driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = driver.child.try_wait() {
+            panic!("chromedriver exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1440,2600",
+        "--lang=zh-CN",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": chromium, "args": args},
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!("an object")
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+/// Runs `script` (a function body) in the page until it returns something other than null /
+/// false, and returns that; panics with `what` after `secs` seconds.
+async fn wait_for(c: &Client, script: &str, secs: u64, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let v = c.execute(script, vec![]).await.expect("the script runs");
+        if !v.is_null() && v != Value::Bool(false) {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let text = c
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what}; the page shows:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect("the script runs")
+}
+
+async fn sign_in(c: &Client, key: &str) {
+    wait_for(
+        c,
+        "const e = document.getElementById('signin'); return !!e && !e.hidden",
+        20,
+        "the sign-in form",
+    )
+    .await;
+    let input = c
+        .find(Locator::Css("#signin-key"))
+        .await
+        .expect("the key input");
+    input.clear().await.expect("clear");
+    input.send_keys(key).await.expect("type the key");
+    c.find(Locator::Css("#signin-submit"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn sign_out(c: &Client) {
+    c.find(Locator::Css("#signout"))
+        .await
+        .expect("the sign-out button")
+        .click()
+        .await
+        .expect("click");
+}
+
+/// The page's KPI values: name → the raw rate in `data-rate` (`None` for an empty one), once
+/// all eight are there.
+async fn page_kpis(c: &Client) -> Vec<(String, Option<f64>)> {
+    let v = wait_for(
+        c,
+        "const els = [...document.querySelectorAll('[data-kpi]')];
+         if (els.length !== 8 || els.some(e => e.dataset.rate === undefined)) return null;
+         return els.map(e => [e.dataset.kpi, e.dataset.rate]);",
+        60,
+        "the eight KPI cards",
+    )
+    .await;
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|pair| {
+            let name = pair[0].as_str().expect("a name").to_owned();
+            let raw = pair[1].as_str().expect("a string");
+            let rate = (!raw.is_empty()).then(|| {
+                raw.parse::<f64>()
+                    .unwrap_or_else(|e| panic!("{name}: {raw:?}: {e}"))
+            });
+            (name, rate)
+        })
+        .collect()
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str, key: &str) -> Value {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("the API answers");
+        assert!(res.status().is_success(), "{path}: {}", res.status());
+        res.json().await.expect("JSON")
+    }
+
+    async fn send(&self, events: &[Value]) {
+        for chunk in events.chunks(500) {
+            let mut tries = 0;
+            loop {
+                let res = self
+                    .http
+                    .post(format!("{}/v1/events", self.base))
+                    .bearer_auth(INGEST)
+                    .json(&json!({ "events": chunk }))
+                    .send()
+                    .await
+                    .expect("ingestion answers");
+                if res.status() == 503 && tries < 20 {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                assert_eq!(res.status(), 200, "ingestion");
+                let body: Value = res.json().await.expect("JSON");
+                assert_eq!(body["rejected"], json!([]), "every seeded event is valid");
+                break;
+            }
+        }
+    }
+
+    /// Waits until the projections have applied everything accepted.
+    async fn caught_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if self.get("/v1/status", SUPPORT).await["lag"] == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the projector did not catch up");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn summary(&self, from: &str, to: &str) -> Vec<(String, Option<f64>)> {
+        let s = self
+            .get(&format!("/v1/metrics/summary?from={from}&to={to}"), ANALYST)
+            .await;
+        s["kpis"]
+            .as_array()
+            .expect("kpis")
+            .iter()
+            .map(|k| {
+                (
+                    k["name"].as_str().expect("a name").to_owned(),
+                    k["rate"].as_f64(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Menu traffic happening now, on an entry of its own: moves the menu-entry click rate.
+fn live_menu_traffic() -> Vec<Value> {
+    let now = Utc::now().to_rfc3339();
+    (0..60)
+        .map(|i| {
+            let ty = if i < 40 { "oa.menu.exposure" } else { "oa.menu.click" };
+            json!({"event_id": uuid::Uuid::new_v4().to_string(), "type": ty, "occurred_at": now,
+                   "user": {"oa_openid": format!("live_{}", i % 40)}, "props": {"entry": "领优惠券"}})
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
+    let Some((driver_path, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data_dir = dir.path().join("data");
+    let keys = format!("ingest:{INGEST},analyst:{ANALYST},support:{SUPPORT}");
+    let lookup = |name: &str| -> Option<String> {
+        match name {
+            "LIANDONG_DATA_DIR" => Some(data_dir.display().to_string()),
+            "LIANDONG_LISTEN" => Some("127.0.0.1:0".into()),
+            "LIANDONG_API_KEYS" => Some(keys.clone()),
+            _ => None,
+        }
+    };
+    let cfg = Config::from_lookup(lookup).expect("a valid configuration");
+    let db_url = cfg.database_url.clone();
+    let running = liandong::start(Role::Serve, cfg)
+        .await
+        .expect("liandong serve starts");
+    let api = Api {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::new(),
+    };
+
+    // A month of traffic ending yesterday (Shanghai), so the default range holds it.
+    let today = Utc::now().date_naive();
+    let start = (today - Days::days(31))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let shape = Shape {
+        seed: 11,
+        members: 400,
+        events_per_member: 14,
+        start,
+        days: 30,
+    };
+    api.send(&scenario::events(&shape)).await;
+    api.caught_up().await;
+
+    let driver = start_driver(&driver_path, &dir.path().join("chromedriver.log")).await;
+    let c = open_browser(&driver, &chromium, &dir.path().join("profile")).await;
+    c.goto(&format!("{}/", api.base))
+        .await
+        .expect("open the page");
+
+    // --- analyst: the KPI cards hold exactly the API's numbers ---------------------------------
+    sign_in(&c, ANALYST).await;
+    let shown = page_kpis(&c).await;
+    let range = js(
+        &c,
+        "return [document.getElementById('range-from').value, document.getElementById('range-to').value]",
+    )
+    .await;
+    let (from, to) = (
+        range[0].as_str().expect("from").to_owned(),
+        range[1].as_str().expect("to").to_owned(),
+    );
+    let summary = api.summary(&from, &to).await;
+    assert_eq!(
+        shown.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        KPIS,
+        "one card per KPI, in order"
+    );
+    assert_eq!(shown, summary, "the page's KPI values for {from}..{to}");
+    assert!(
+        summary.iter().filter(|(_, r)| r.is_some()).count() >= 6,
+        "the seeded month gives most KPIs a value: {summary:?}"
+    );
+    // The default range is the server's last 30 days.
+    let default = api.get("/v1/metrics/summary", ANALYST).await;
+    assert_eq!(
+        (
+            default["range"]["from"].as_str(),
+            default["range"]["to"].as_str()
+        ),
+        (Some(from.as_str()), Some(to.as_str()))
+    );
+    // Every part of the page rendered: charts, tables, the heat map, the A/B verdict.
+    wait_for(
+        &c,
+        "return ['chart-clicks','chart-linkage','chart-users','chart-weekly','chart-repurchase','chart-follower']
+           .every(id => document.querySelector('#' + id + ' canvas'))
+         && document.querySelectorAll('#table-menu tbody tr').length > 0
+         && document.querySelectorAll('#table-articles tbody tr').length > 0
+         && document.querySelectorAll('[data-ab-verdict]').length > 0",
+        30,
+        "charts, tables and the A/B verdict",
+    )
+    .await;
+    let verdict = js(
+        &c,
+        "return document.querySelector('[data-ab-verdict]').textContent",
+    )
+    .await;
+    assert!(
+        verdict.as_str().is_some_and(|v| v.contains("对照组")),
+        "a plain-language verdict in Chinese: {verdict}"
+    );
+    let live = js(
+        &c,
+        "return document.getElementById('live-text').textContent",
+    )
+    .await;
+    assert!(
+        live.as_str().is_some_and(|t| t.starts_with("实时")),
+        "the live indicator: {live}"
+    );
+
+    // The screenshot of the Chinese page, as a person sees it.
+    let png = c.screenshot().await.expect("a screenshot");
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("the target folder");
+    std::fs::write(target.join("dashboard.png"), &png).expect("save the screenshot");
+
+    // --- live: new events move the numbers without a reload ----------------------------------
+    let before = shown[0].1;
+    api.send(&live_menu_traffic()).await;
+    api.caught_up().await;
+    let after = api.summary(&from, &to).await;
+    assert_ne!(
+        after[0].1, before,
+        "the live traffic moves the menu click rate"
+    );
+    let want = after[0].1.map(|r| r.to_string()).unwrap_or_default();
+    wait_for(
+        &c,
+        &format!(
+            "return document.querySelector('[data-kpi=\"menu_click_rate\"]').dataset.rate === {}",
+            json!(want)
+        ),
+        20,
+        "the menu click rate to update live",
+    )
+    .await;
+    assert_eq!(
+        page_kpis(&c).await,
+        after,
+        "every KPI after the live update"
+    );
+
+    // --- English --------------------------------------------------------------------------
+    let label = "return document.querySelector('[data-kpi-label=\"menu_click_rate\"]').textContent";
+    assert_eq!(js(&c, label).await, json!("菜单栏入口点击率"));
+    c.find(Locator::Css("#lang"))
+        .await
+        .expect("the language switch")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(js(&c, label).await, json!("Menu-entry click rate"));
+    assert_eq!(
+        page_kpis(&c).await,
+        after,
+        "the values do not change with the language"
+    );
+    assert_eq!(
+        js(&c, "return document.documentElement.lang").await,
+        json!("en")
+    );
+    c.find(Locator::Css("#lang"))
+        .await
+        .expect("the language switch")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(js(&c, label).await, json!("菜单栏入口点击率"));
+
+    // --- support: the member lookup, and no metric at all ----------------------------------
+    sign_out(&c).await;
+    sign_in(&c, SUPPORT).await;
+    wait_for(
+        &c,
+        "return !document.getElementById('members').hidden",
+        20,
+        "the member lookup",
+    )
+    .await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelectorAll('[data-kpi], .kpi, #kpis > *').length"
+        )
+        .await,
+        json!(0),
+        "a support key sees no metric card"
+    );
+    assert_eq!(
+        js(&c, "return document.getElementById('analytics').hidden").await,
+        json!(true)
+    );
+    // Look a paying member up: profile, orders and follow state, never an identifier.
+    let store = ReadStore::connect(&db_url).await.expect("the read store");
+    let member = read::member_profiles(&store)
+        .await
+        .expect("profiles")
+        .into_iter()
+        .find(|p| p.orders_paid > 0 && p.unionid.is_some() && p.oa_openid.is_some())
+        .expect("a paying member with a unionid in the seeded data");
+    let input = c
+        .find(Locator::Css("#member-key"))
+        .await
+        .expect("the member input");
+    input
+        .send_keys(&member.member_key)
+        .await
+        .expect("type the key");
+    c.find(Locator::Css("#member-form button"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("click");
+    let result = wait_for(
+        &c,
+        "const r = document.getElementById('member-result');
+         return r.querySelector('[data-member-field=\"orders_paid\"]') ? r.innerText : null",
+        20,
+        "the member's profile",
+    )
+    .await;
+    let result = result.as_str().expect("text");
+    for id in [
+        Some(&member.member_key),
+        member.unionid.as_ref(),
+        member.oa_openid.as_ref(),
+        member.mp_openid.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(
+            !result.contains(id.as_str()),
+            "the lookup shows an identifier: {result}"
+        );
+    }
+    let orders = js(
+        &c,
+        "return document.querySelector('[data-member-field=\"orders_paid\"]').textContent",
+    )
+    .await;
+    assert_eq!(orders, json!(member.orders_paid.to_string()));
+    let following = js(
+        &c,
+        "return document.querySelector('[data-member-field=\"following\"]').textContent",
+    )
+    .await;
+    assert_eq!(following, json!(if member.following { "是" } else { "否" }));
+    let png = c.screenshot().await.expect("a screenshot");
+    std::fs::write(target.join("dashboard-support.png"), &png).expect("save the screenshot");
+
+    // --- ingest: refused; a wrong key: an error -------------------------------------------
+    sign_out(&c).await;
+    sign_in(&c, INGEST).await;
+    wait_for(
+        &c,
+        "return !document.getElementById('denied').hidden",
+        20,
+        "the refusal for an ingest key",
+    )
+    .await;
+    assert_eq!(
+        js(&c, "return document.querySelectorAll('[data-kpi]').length + (document.getElementById('members').hidden ? 0 : 1)").await,
+        json!(0)
+    );
+    sign_out(&c).await;
+    sign_in(&c, "not-a-configured-key-0000").await;
+    let err = wait_for(
+        &c,
+        "const e = document.getElementById('signin-error'); return e.hidden ? null : e.textContent",
+        20,
+        "the invalid-key message",
+    )
+    .await;
+    assert_eq!(err, json!("密钥无效，请检查后重试。"));
+
+    c.close().await.expect("close the browser");
+    drop(driver);
+    running.stop().await.expect("liandong stops");
+}
