@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub mod redact;
 pub mod summary;
 
 use std::sync::{Arc, LazyLock};
@@ -287,7 +288,13 @@ async fn member(
     )
     .await?;
     match profile {
-        Some(p) => Ok(Json(p).into_response()),
+        Some(p) => {
+            let mut answer = json!(p);
+            if caller.role != Role::Admin {
+                redact::mask_identifiers(&mut answer);
+            }
+            Ok(Json(answer).into_response())
+        }
         None => Err(ApiError::NoMember(member_key)),
     }
 }
