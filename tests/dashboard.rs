@@ -1,5 +1,5 @@
 //! The dashboard in a real browser: liandong `serve` on the embedded defaults, seeded through
-//! its HTTP ingestion with a month of generated traffic, and Debian's headless Chromium driven
+//! its HTTP ingestion with a month of the simulator's traffic, and Debian's headless Chromium driven
 //! through chromedriver (WebDriver). It signs in as each role and checks what the page shows
 //! against the query API: every KPI value equals `/v1/metrics/summary` for the page's range,
 //! numbers move without a reload when events arrive, the English switch changes the labels,
@@ -14,17 +14,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{Duration as Days, Utc};
+use chrono::Utc;
 use fantoccini::{Client, ClientBuilder, Locator};
 use liandong::{Config, Role};
 use liandong_projections::read;
+use liandong_sim::{Sender, SimConfig, Simulation};
 use liandong_store::ReadStore;
-use liandong_testkit::scenario::{self, Shape};
 use serde_json::{json, Value};
 
 const INGEST: &str = "dash-ingest-key-0123456789";
 const ANALYST: &str = "dash-analyst-key-0123456789";
 const SUPPORT: &str = "dash-support-key-0123456789";
+const ADMIN: &str = "dash-admin-key-0123456789";
 
 const KPIS: [&str; 8] = [
     "menu_click_rate",
@@ -120,7 +121,7 @@ async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Clien
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1440,2600",
+        "--window-size=1440,3000",
         "--lang=zh-CN",
         &format!("--user-data-dir={}", profile.display()),
     ];
@@ -318,7 +319,7 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
     let data_dir = dir.path().join("data");
-    let keys = format!("ingest:{INGEST},analyst:{ANALYST},support:{SUPPORT}");
+    let keys = format!("ingest:{INGEST},analyst:{ANALYST},support:{SUPPORT},admin:{ADMIN}");
     let lookup = |name: &str| -> Option<String> {
         match name {
             "LIANDONG_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -337,20 +338,22 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         http: reqwest::Client::new(),
     };
 
-    // A month of traffic ending yesterday (Shanghai), so the default range holds it.
-    let today = Utc::now().date_naive();
-    let start = (today - Days::days(31))
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc();
-    let shape = Shape {
-        seed: 11,
-        members: 400,
-        events_per_member: 14,
-        start,
-        days: 30,
-    };
-    api.send(&scenario::events(&shape)).await;
+    // Two months of the simulated audience, ending now: the default range (the last 30 days)
+    // and the period before it, which the cards compare with.
+    let mut sim = Simulation::new(
+        SimConfig {
+            users: 800,
+            days: 60,
+            seed: 4,
+            ..SimConfig::default()
+        },
+        Utc::now(),
+    );
+    let history = sim.history();
+    let sender = Sender::new(&api.base, INGEST).status_key(SUPPORT);
+    let report = sender.send(&history).await.expect("the history is sent");
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
+    assert_eq!(report.accepted, history.len());
     api.caught_up().await;
 
     let driver = start_driver(&driver_path, &dir.path().join("chromedriver.log")).await;
@@ -563,6 +566,16 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     assert_eq!(following, json!(if member.following { "是" } else { "否" }));
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(target.join("dashboard-support.png"), &png).expect("save the screenshot");
+
+    // --- admin: both ----------------------------------------------------------------------
+    sign_out(&c).await;
+    sign_in(&c, ADMIN).await;
+    assert_eq!(page_kpis(&c).await, after, "an admin sees the metrics");
+    assert_eq!(
+        js(&c, "return document.getElementById('members').hidden").await,
+        json!(false),
+        "and the member lookup"
+    );
 
     // --- ingest: refused; a wrong key: an error -------------------------------------------
     sign_out(&c).await;

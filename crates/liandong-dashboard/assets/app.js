@@ -584,7 +584,7 @@
       tooltip: { trigger: 'axis', formatter: tooltipPct },
       xAxis: { type: 'category', data: days, boundaryGap: false, axisLabel: { formatter: (v) => v.slice(5) } },
       yAxis: percentAxis,
-      series: series.map((s) => ({ type: 'line', smooth: true, connectNulls: true, showSymbol: false, ...s })),
+      series: series.map((s) => ({ type: 'line', smooth: true, connectNulls: true, showSymbol: false, clip: false, ...s })),
     }, true);
     empty(c, series.every((s) => s.data.every((v) => v === null)));
   }
@@ -697,7 +697,11 @@
           type: 'bar', name: t('series.' + sizeField), barMaxWidth: 16,
           data: rows.map((r) => ({ value: r[sizeField], itemStyle: { color, opacity: r.mature ? 0.9 : 0.35 } })),
         },
-        { type: 'line', name: t('series.' + rateField), yAxisIndex: 1, smooth: true, showSymbol: false, data: rows.map((r) => r[rateField]) },
+        {
+          type: 'line', name: t('series.' + rateField), yAxisIndex: 1, smooth: 0.3, symbolSize: 5,
+          clip: false, // a rate of 100 % sits on the top edge: draw it whole
+          data: rows.map((r) => r[rateField]),
+        },
       ],
     }, true);
     empty(c, rows.length === 0);
