@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use liandong_event::Event;
-use liandong_store::StoreError;
+use liandong_store::{ReadStore, StoreError};
 use serde::Serialize;
 
 use crate::member_profile::ts;
@@ -111,6 +111,42 @@ pub(crate) async fn refold<C: PersonalDb + Send>(db: &mut C, keys: &str) -> Resu
         .filter_map(|(key, updates)| fold(key, updates))
         .collect();
     db.replace_member_personal(keys, &json(&rows)).await
+}
+
+/// One member's row, as stored (the values still sealed).
+pub async fn read(
+    store: &ReadStore,
+    member_key: &str,
+) -> Result<Option<MemberPersonal>, StoreError> {
+    Ok(match store {
+        ReadStore::Postgres(p) => {
+            sqlx::query_as(
+                "SELECT member_key, phone_sealed, address_sealed,
+                to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+             FROM member_personal WHERE member_key = $1",
+            )
+            .bind(member_key)
+            .fetch_optional(p)
+            .await?
+        }
+        ReadStore::Sqlite(p) => {
+            sqlx::query_as(
+                "SELECT member_key, phone_sealed, address_sealed, updated_at
+             FROM member_personal WHERE member_key = $1",
+            )
+            .bind(member_key)
+            .fetch_optional(p)
+            .await?
+        }
+    }
+    .map(
+        |(member_key, phone_sealed, address_sealed, updated_at)| MemberPersonal {
+            member_key,
+            phone_sealed,
+            address_sealed,
+            updated_at,
+        },
+    ))
 }
 
 fn json<T: Serialize + ?Sized>(v: &T) -> String {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod metrics;
+pub mod personal;
 pub mod redact;
 pub mod summary;
 
@@ -69,6 +70,10 @@ pub enum ApiError {
     Store(#[from] liandong_store::StoreError),
     #[error("event log unavailable: {0}")]
     Projector(#[from] liandong_projector::ProjectorError),
+    /// Personal data that does not open: the data keys are unreachable (retryable), or a value
+    /// or key was altered, or the master key is not the one they were made with.
+    #[error("personal data: {0}")]
+    PersonalData(#[from] liandong_vault::VaultError),
 }
 
 impl IntoResponse for ApiError {
@@ -77,6 +82,14 @@ impl IntoResponse for ApiError {
             ApiError::Auth(e) => return e.clone().into_response(),
             ApiError::NoMember(_) => StatusCode::NOT_FOUND,
             ApiError::BadParameter { .. } | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::PersonalData(e) if e.is_retryable() => {
+                warn!(error = %self, "query failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::PersonalData(_) => {
+                tracing::error!(error = %self, "personal data does not open");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Store(_) | ApiError::Projector(_) => {
                 warn!(error = %self, "query failed");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -264,7 +277,8 @@ pub async fn whoami(
     }))
 }
 
-/// One member's profile (support and admin).
+/// One member's profile (support and admin), with `personal`: phone and address, in full for
+/// admin, masked for support (see [`personal`]).
 async fn member(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -289,7 +303,9 @@ async fn member(
     .await?;
     match profile {
         Some(p) => {
+            let personal = personal::for_member(&s, &member_key, caller.role).await?;
             let mut answer = json!(p);
+            answer["personal"] = json!(personal);
             if caller.role != Role::Admin {
                 redact::mask_identifiers(&mut answer);
             }
