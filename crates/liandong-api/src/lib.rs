@@ -4,6 +4,7 @@
 //! endpoints, generated from the handlers and types below so it cannot drift from them.
 
 pub mod audit;
+pub mod erase;
 pub mod metrics;
 pub mod personal;
 pub mod redact;
@@ -15,9 +16,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use liandong_auth::{authorize, ApiKeys, AuthError, Role};
+use liandong_identity::IdentityService;
 use liandong_log::EventLog;
 use liandong_projections::Projection;
 use liandong_store::ReadStore;
@@ -42,6 +44,9 @@ pub struct ApiState {
     pub vault: Arc<Vault>,
     /// Opens the sealed personal data of the read models.
     pub data_keys: DataKeys,
+    /// The identity store, whose bindings an erasure forgets (share the ingestion's instance:
+    /// its cache is cleared too).
+    pub identity: IdentityService,
 }
 
 /// The body of every error answer.
@@ -74,6 +79,9 @@ pub enum ApiError {
     /// or key was altered, or the master key is not the one they were made with.
     #[error("personal data: {0}")]
     PersonalData(#[from] liandong_vault::VaultError),
+    /// A part the request needs (the log, the identity store, the data keys) failed: retry.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -90,7 +98,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %self, "personal data does not open");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::Store(_) | ApiError::Projector(_) => {
+            ApiError::Store(_) | ApiError::Projector(_) | ApiError::Unavailable(_) => {
                 warn!(error = %self, "query failed");
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -137,13 +145,15 @@ impl From<QueryRejection> for ApiError {
         summary::summary,
         whoami,
         audit::list,
+        erase::erase,
     ),
-    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, erase::Erasure)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
         (name = "keys", description = "What the caller's key is"),
-        (name = "audit", description = "The audit trail: member reads, erasures, key changes")
+        (name = "audit", description = "The audit trail: member reads, erasures, key changes"),
+        (name = "members", description = "One member: erasure")
     )
 )]
 pub struct ApiDoc;
@@ -182,6 +192,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/status", get(status))
         .route("/v1/members/{member_key}", get(member))
+        .route("/v1/members/{member_key}/erase", post(erase::erase))
         .route("/v1/metrics/menu-entries", get(metrics::menu_entries))
         .route("/v1/metrics/articles", get(metrics::articles))
         .route("/v1/metrics/linkage", get(metrics::linkage))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::AggregateError;
+use liandong_vault::{Purpose, Vault};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::aggregate::{aggregate_id, BindingCommand, OpenidKind};
@@ -63,6 +64,8 @@ impl IdentityError {
 pub struct IdentityService {
     backend: Arc<Backend>,
     cache: Arc<BindingCache>,
+    /// Set: identifiers in the erasure registry are never bound again.
+    erasure: Option<Arc<Vault>>,
 }
 
 impl IdentityService {
@@ -82,7 +85,17 @@ impl IdentityService {
         Self {
             backend: Arc::new(backend),
             cache: Arc::new(BindingCache::new(DEFAULT_CACHE_CAPACITY)),
+            erasure: None,
         }
+    }
+
+    /// Consults the erasure registry (`liandong_erasures`, keyed hashes made with `vault`)
+    /// before binding: an erased openid is never bound again, and nothing is bound to an erased
+    /// unionid — the events about them are accepted, and every projection skips them, but the
+    /// identity store does not take their identifiers back in.
+    pub fn with_erasure_registry(mut self, vault: Arc<Vault>) -> Self {
+        self.erasure = Some(vault);
+        self
     }
 
     /// Replaces the cache with an empty one keeping about `capacity` entries per generation
@@ -101,6 +114,9 @@ impl IdentityService {
     /// that way binds nothing. Only when another process binds one of them between the check
     /// and the write can the others of this call already be bound when the conflict is
     /// reported; that is harmless, as those bindings carry the event's own unionid.
+    ///
+    /// With [`with_erasure_registry`](Self::with_erasure_registry), erased identifiers are left
+    /// out: Ok(()) binds nothing for them.
     pub async fn bind(
         &self,
         unionid: &str,
@@ -115,6 +131,23 @@ impl IdentityService {
                     return Err(IdentityError::conflict(kind, openid, bound_to, unionid))
                 }
                 Lookup::Miss => pending.push((kind, openid)),
+            }
+        }
+
+        if !pending.is_empty() {
+            if let Some(vault) = &self.erasure {
+                // Identifiers hash in their member-key form: the unionid, `oa:`/`mp:<openid>`
+                // (the aggregate id).
+                let hash = |v: &str| vault.keyed_hash(Purpose::Erasure, v);
+                let mut hashes = vec![hash(unionid)];
+                hashes.extend(pending.iter().map(|&(k, o)| hash(&aggregate_id(k, o))));
+                let erased = self.backend.erased(&hashes).await.map_err(|e| {
+                    IdentityError::Unavailable(format!("reading the erasure registry: {e}"))
+                })?;
+                if erased.contains(&hashes[0]) {
+                    return Ok(());
+                }
+                pending.retain(|&(k, o)| !erased.contains(&hash(&aggregate_id(k, o))));
             }
         }
 

@@ -196,6 +196,31 @@ impl Backend {
         Ok(deleted)
     }
 
+    /// Which of `hashes` are in the erasure registry (`liandong_erasures`, in the same database).
+    pub(crate) async fn erased(&self, hashes: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        let list = serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned());
+        match self {
+            Backend::Postgres { pool, .. } => {
+                sqlx::query_scalar(
+                    "SELECT id_hash FROM liandong_erasures
+                     WHERE id_hash IN (SELECT jsonb_array_elements_text($1::jsonb))",
+                )
+                .bind(list)
+                .fetch_all(pool)
+                .await
+            }
+            Backend::Sqlite { pool, .. } => {
+                sqlx::query_scalar(
+                    "SELECT id_hash FROM liandong_erasures
+                     WHERE id_hash IN (SELECT value FROM json_each($1))",
+                )
+                .bind(list)
+                .fetch_all(pool)
+                .await
+            }
+        }
+    }
+
     /// The unionid the aggregate `id` is bound to in the database, if any.
     pub(crate) async fn load(&self, id: &str) -> Result<Option<String>, StoreError> {
         let context = match self {

@@ -128,6 +128,7 @@ on_both!(
     cached_binding_needs_no_io,
     concurrent_binds_exactly_one_wins,
     forget_deletes_the_bindings_and_lets_them_start_over,
+    erased_identifiers_are_never_bound_again,
 );
 
 fn expect_conflict(
@@ -366,5 +367,52 @@ async fn forget_deletes_the_bindings_and_lets_them_start_over(db: Db) {
             .await
             .unwrap(),
         0
+    );
+}
+
+async fn erased_identifiers_are_never_bound_again(db: Db) {
+    use liandong_vault::{MasterKey, Purpose, Vault};
+    let vault = Arc::new(Vault::new(MasterKey::generate()));
+    // The registry as the read store holds it: keyed hashes of `<unionid>` and `oa:`/`mp:<openid>`.
+    db.exec("CREATE TABLE liandong_erasures (id_hash TEXT PRIMARY KEY, erased_at TEXT NOT NULL)")
+        .await;
+    for id in ["u-erased", "oa:oa-erased"] {
+        let h = vault.keyed_hash(Purpose::Erasure, id);
+        db.exec(&format!(
+            "INSERT INTO liandong_erasures VALUES ('{h}', '2026-01-01T00:00:00Z')"
+        ))
+        .await;
+    }
+    let svc = db.service().await.with_erasure_registry(vault.clone());
+
+    svc.bind("u-erased", &[(OpenidKind::Mp, "mp-1")])
+        .await
+        .expect("accepted, nothing bound");
+    svc.bind(
+        "u2",
+        &[(OpenidKind::Oa, "oa-erased"), (OpenidKind::Mp, "mp-2")],
+    )
+    .await
+    .expect("the erased openid is left out, the other bound");
+    assert_eq!(svc.cached(OpenidKind::Mp, "mp-1"), None);
+    assert_eq!(svc.cached(OpenidKind::Oa, "oa-erased"), None);
+    assert_eq!(svc.cached(OpenidKind::Mp, "mp-2").as_deref(), Some("u2"));
+
+    // Nothing of the erased identifiers reached the store: a service without the registry
+    // binds them freely.
+    let plain = db.service().await;
+    plain
+        .bind(
+            "u3",
+            &[(OpenidKind::Mp, "mp-1"), (OpenidKind::Oa, "oa-erased")],
+        )
+        .await
+        .expect("never bound before");
+    expect_conflict(
+        plain.bind("u9", &[(OpenidKind::Mp, "mp-2")]).await,
+        OpenidKind::Mp,
+        "mp-2",
+        "u2",
+        "u9",
     );
 }

@@ -42,6 +42,15 @@ pub fn test_vault() -> Arc<Vault> {
     ))
 }
 
+/// The identity service over `store` (the identity tables live in the read store's database).
+pub async fn identity_service(store: &ReadStore) -> liandong_identity::IdentityService {
+    match store {
+        ReadStore::Postgres(p) => liandong_identity::IdentityService::postgres(p.clone()).await,
+        ReadStore::Sqlite(p) => liandong_identity::IdentityService::sqlite(p.clone()).await,
+    }
+    .expect("the identity store opens")
+}
+
 /// A read store that exists for one test.
 pub enum TestStore {
     Postgres {

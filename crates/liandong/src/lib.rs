@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod rebuild;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -102,6 +103,14 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     keys::load_stored(&store, &keys).await?;
     let log = open_log(role, &cfg).await?;
     let projections = projections(&cfg, vault.clone());
+    // One identity service for ingestion and the query API: an erasure clears the cache
+    // ingestion binds through. Erased identifiers are never bound again.
+    let identity = match &store {
+        ReadStore::Postgres(p) => IdentityService::postgres(p.clone()).await,
+        ReadStore::Sqlite(p) => IdentityService::sqlite(p.clone()).await,
+    }
+    .context("opening the identity store")?
+    .with_erasure_registry(vault.clone());
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -119,17 +128,13 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         timezone: cfg.timezone,
         vault: vault.clone(),
         data_keys: data_keys.clone(),
+        identity: identity.clone(),
     });
     if role != Role::Ingest {
         // The dashboard page, beside the query API it reads with the key the user signs in with.
         app = app.merge(liandong_dashboard::router());
     }
     if role != Role::Project {
-        let identity = match &store {
-            ReadStore::Postgres(p) => IdentityService::postgres(p.clone()).await,
-            ReadStore::Sqlite(p) => IdentityService::sqlite(p.clone()).await,
-        }
-        .context("opening the identity store")?;
         let schemas = Arc::new(Schemas::load().context("compiling the event schemas")?);
         let ingest = IngestState::new(
             schemas,

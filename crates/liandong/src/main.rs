@@ -32,6 +32,12 @@ enum Command {
         #[command(subcommand)]
         command: liandong::keys::KeysCommand,
     },
+    /// Empties projections (all, or those named) so they rebuild from the start of the log at
+    /// the next start of `serve` / `project`. Run it with the projectors stopped.
+    Rebuild {
+        /// Projections to rebuild (default: all).
+        projections: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -61,6 +67,7 @@ async fn main() -> std::process::ExitCode {
             };
         }
         Command::Keys { command } => return keys(command).await,
+        Command::Rebuild { projections } => return rebuild(&projections).await,
     };
     let cfg = match Config::from_env() {
         Ok(c) => c,
@@ -100,6 +107,29 @@ async fn keys(command: liandong::keys::KeysCommand) -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("liandong keys: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `liandong rebuild [PROJECTION…]` against the read store the settings name.
+async fn rebuild(only: &[String]) -> std::process::ExitCode {
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("liandong: configuration error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match liandong::rebuild::rebuild(&cfg, only).await {
+        Ok(done) => {
+            for (name, version) in done {
+                println!("projection {name} (version {version}) emptied: it rebuilds from the start of the log when the projectors start");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("liandong rebuild: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
