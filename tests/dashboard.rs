@@ -4,7 +4,7 @@
 //! against the query API: every KPI value equals `/v1/metrics/summary` for the page's range,
 //! numbers move without a reload when events arrive, the English switch changes the labels,
 //! a support key sees the member lookup (without identifiers) and no metric, an ingest key is
-//! refused. It saves `target/dashboard.png` (and `target/dashboard-support.png`).
+//! refused. It saves `target/dashboard.png` (and `dashboard-en.png`, `dashboard-support.png`).
 //!
 //! Needs `chromedriver` and `chromium`: `LIANDONG_TEST_CHROMEDRIVER` / `LIANDONG_TEST_CHROMIUM`,
 //! or Debian's `/usr/bin/chromedriver` and `/usr/bin/chromium`. Without them the test is
@@ -157,6 +157,11 @@ async fn wait_for(c: &Client, script: &str, secs: u64, what: &str) -> Value {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Lets the charts' animations end before a screenshot.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
 }
 
 async fn js(c: &Client, script: &str) -> Value {
@@ -426,6 +431,7 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     );
 
     // The screenshot of the Chinese page, as a person sees it.
+    settle().await;
     let png = c.screenshot().await.expect("a screenshot");
     let target = target_dir();
     std::fs::create_dir_all(&target).expect("the target folder");
@@ -476,6 +482,9 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         js(&c, "return document.documentElement.lang").await,
         json!("en")
     );
+    settle().await;
+    let png = c.screenshot().await.expect("a screenshot");
+    std::fs::write(target.join("dashboard-en.png"), &png).expect("save the screenshot");
     c.find(Locator::Css("#lang"))
         .await
         .expect("the language switch")
@@ -564,6 +573,7 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     )
     .await;
     assert_eq!(following, json!(if member.following { "是" } else { "否" }));
+    settle().await;
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(target.join("dashboard-support.png"), &png).expect("save the screenshot");
 

@@ -490,6 +490,9 @@
 
   // --- charts ---------------------------------------------------------------------------------
 
+  /** The chart in element `id`. Options are merged into the chart's current ones (never
+   *  `notMerge`), so a live update moves the lines and bars from the old numbers instead of
+   *  drawing the chart again from nothing. */
   function chart(id) {
     const node = $(id);
     if (!node || typeof echarts === 'undefined') return null;
@@ -569,7 +572,7 @@
           type: 'line', data: series, connectNulls: true, symbol: 'none', smooth: true,
           lineStyle: { width: 1.6, color }, areaStyle: { color, opacity: 0.08 },
         }],
-      }, true);
+      });
     });
   }
 
@@ -585,7 +588,7 @@
       xAxis: { type: 'category', data: days, boundaryGap: false, axisLabel: { formatter: (v) => v.slice(5) } },
       yAxis: percentAxis,
       series: series.map((s) => ({ type: 'line', smooth: true, connectNulls: true, showSymbol: false, clip: false, ...s })),
-    }, true);
+    });
     empty(c, series.every((s) => s.data.every((v) => v === null)));
   }
 
@@ -619,7 +622,7 @@
         { type: 'bar', name: t('series.oa_guided_users'), data: pick('oa_guided_users'), barMaxWidth: 14 },
         { type: 'line', name: t('series.prompt_follows'), data: pick('prompt_follows'), smooth: true, showSymbol: false, connectNulls: true },
       ],
-    }, true);
+    });
     empty(c, rows.length === 0);
   }
 
@@ -662,7 +665,7 @@
         emphasis: { itemStyle: { borderColor: '#1d2433', borderWidth: 1 } },
         itemStyle: { borderColor: '#fff', borderWidth: 2 },
       }],
-    }, true);
+    });
     empty(c, w.rows.length === 0);
   }
 
@@ -703,7 +706,7 @@
           data: rows.map((r) => r[rateField]),
         },
       ],
-    }, true);
+    });
     empty(c, rows.length === 0);
   }
 
@@ -829,7 +832,7 @@
             el('i', { class: 'info formula', title: t('ab.formula'), 'aria-label': t('ab.formula.label') }, '?')) : null);
       });
       const rows = e.variants.map((v) => el('tr', {},
-        el('td', { class: 'text' }, v.variant, v === control ? el('span', { class: 'muted small', text: ' · ' + t('ab.control') }) : null),
+        el('td', { class: 'text' }, v.variant, v === control && v.variant !== t('ab.control') ? el('span', { class: 'muted small', text: ' · ' + t('ab.control') }) : null),
         el('td', { text: num(v.exposed_users) }),
         el('td', { text: num(v.clicked_users) }),
         el('td', { text: pct(v.ctr) }),
