@@ -45,6 +45,8 @@ pub enum Role {
 pub struct Running {
     pub addr: SocketAddr,
     pub keys: Arc<ApiKeys>,
+    /// What the HTTP server serves (a clone): tests list its routes to check each one's roles.
+    pub router: axum::Router,
     stop: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -185,6 +187,7 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("LIANDONG_LISTEN: cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let mut stopped_http = stopped.clone();
+    let router = app.clone();
     tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -197,6 +200,7 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     Ok(Running {
         addr,
         keys,
+        router,
         stop,
         tasks,
     })
