@@ -493,6 +493,57 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         .expect("click");
     assert_eq!(js(&c, label).await, json!("菜单栏入口点击率"));
 
+    // --- the date range: the last 7 days, then a range typed in ----------------------------
+    for (how, action) in [
+        (
+            "the 7-day preset",
+            "document.querySelector('[data-days=\"7\"]').click()",
+        ),
+        (
+            "a typed range",
+            "document.getElementById('range-from').value = '{from}';
+             document.getElementById('range-to').value = '{mid}';
+             document.querySelector('#range-form button').click()",
+        ),
+    ] {
+        let mid =
+            (to.parse::<chrono::NaiveDate>().expect("a date") - chrono::Days::new(10)).to_string();
+        js(&c, &action.replace("{from}", &from).replace("{mid}", &mid)).await;
+        let range = wait_for(
+            &c,
+            &format!(
+                "const f = document.getElementById('range-from').value,
+                       t = document.getElementById('range-to').value;
+                 return f !== '{from}' || t !== '{to}' ? [f, t] : null"
+            ),
+            10,
+            how,
+        )
+        .await;
+        let (f, t) = (
+            range[0].as_str().expect("from"),
+            range[1].as_str().expect("to"),
+        );
+        let want = api.summary(f, t).await;
+        assert_ne!(want, after, "{how}: another range, other numbers");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while page_kpis(&c).await != want {
+            assert!(Instant::now() < deadline, "{how}: the cards for {f}..{t}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if how == "the 7-day preset" {
+            assert_eq!(t, to, "the preset ends today");
+            assert_eq!(
+                (t.parse::<chrono::NaiveDate>().expect("a date")
+                    - f.parse::<chrono::NaiveDate>().expect("a date"))
+                .num_days(),
+                6
+            );
+        } else {
+            assert_eq!((f, t), (from.as_str(), mid.as_str()));
+        }
+    }
+
     // --- support: the member lookup, and no metric at all ----------------------------------
     sign_out(&c).await;
     sign_in(&c, SUPPORT).await;
