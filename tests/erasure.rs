@@ -422,6 +422,16 @@ async fn erase_rebuild_search(db_url: Option<&str>, store_of: impl Fn(&Config) -
         (3, 1),
         "the log holds the member's three sealed values and the other member's one"
     );
+    // Not even the ciphertexts stay in the read store; the other member's does.
+    let (mine, theirs): (Vec<_>, Vec<_>) = sealed
+        .iter()
+        .partition(|(e, _)| e.user.unionid.as_deref() != Some(KEPT_UNIONID));
+    let mine: Vec<&str> = mine.iter().map(|(_, v)| v.as_str()).collect();
+    let found = catalog::find(&store, &mine).await;
+    assert!(found.is_empty(), "{found:#?}");
+    assert!(!catalog::find(&store, &[theirs[0].1.as_str()])
+        .await
+        .is_empty());
     drop(store);
 }
 
