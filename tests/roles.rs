@@ -508,9 +508,10 @@ async fn roles_and_keys(database_url: Option<String>) {
     let took = api
         .until_whoami(&revoked_key, 401, Duration::from_secs(10))
         .await;
+    // Within the refresh, give or take a loaded machine; well under the production 5 s.
     assert!(
-        took <= REFRESH * 5 + Duration::from_secs(1),
-        "revocation took {took:?}"
+        took < REFRESH + Duration::from_secs(3),
+        "revocation took {took:?} with a refresh every {REFRESH:?}"
     );
     let again = setup.cli(&["revoke", &revoked_id]);
     assert!(again.status.success());
