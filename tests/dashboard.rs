@@ -10,6 +10,7 @@
 //! or Debian's `/usr/bin/chromedriver` and `/usr/bin/chromium`. Without them the test is
 //! skipped with a `SKIPPED:` line, except under `CI`, where it fails.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,6 +71,11 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // chromedriver and the Chromium it started share a process group of their own: kill the
+        // group, so a test that failed half-way leaves no browser behind.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -87,6 +93,7 @@ async fn start_driver(path: &Path, log: &Path) -> Driver {
     let log = std::fs::File::create(log).expect("a log file");
     let child = Command::new(path)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(log.try_clone().expect("a log file"))
         .stderr(log)
         .stdin(Stdio::null())
