@@ -317,7 +317,7 @@ impl Gen {
                     page: "pages/menu/index",
                     source: Some("from=menu&type=order".into()),
                     scene: Some(1035),
-                    intent: 0.5,
+                    intent: 0.4,
                 },
             );
         }

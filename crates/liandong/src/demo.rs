@@ -38,8 +38,9 @@ pub struct DemoArgs {
     /// People in the simulated audience by the end of the history.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub users: u64,
-    /// Days of history backfilled before now.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+    /// Days of history backfilled before now. 60 by default: the dashboard's default range is
+    /// the last 30 days, and its trends compare them with the 30 days before.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub days: u32,
     /// Seed of the simulation: the same seed makes the same audience.
     #[arg(long, default_value_t = 1)]
@@ -48,7 +49,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "liandong-demo")]
     pub data_dir: PathBuf,
     /// Pace of the live traffic after the backfill, relative to the audience's real pace.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 60.0)]
     pub live_speed: f64,
     /// Seconds between two live batches.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -142,23 +143,30 @@ async fn fill(
         .context("sending the history")?;
     let sent_in = sending.elapsed();
     bar.finish_and_clear();
+    let simulated = history.len();
     if !report.rejected.is_empty() {
         eprintln!(
             "warning: {} of {} simulated events were rejected, e.g. {}",
             report.rejected.len(),
-            history.len(),
+            simulated,
             report.rejected[0].error
         );
     }
+    // The live loop runs for hours: the history's memory goes back now.
+    drop(history);
 
-    let wait = ProgressBar::new_spinner().with_message("projecting");
-    wait.enable_steady_tick(Duration::from_millis(100));
+    // The projectors fold the log into the read models the dashboard reads.
+    let total = report.accepted as u64;
+    let wait = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "project  {bar:40.green/blue} {human_pos}/{human_len} events  {per_sec:.dim}  eta {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("█▉▊▋▌▍▎▏ "),
+    );
     sender
         .wait_caught_up(Duration::from_secs(3600), |lag| {
-            wait.set_message(format!(
-                "projecting: {} events to go",
-                HumanCount(lag.max(0) as u64)
-            ))
+            wait.set_position(total.saturating_sub(lag.max(0) as u64))
         })
         .await
         .context("waiting for the projections")?;

@@ -43,9 +43,10 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The demo draws progress bars: by default only warnings may write over them.
+    // The demo draws progress bars: by default only warnings may write over them, and not the
+    // projector's retries of a batch that met a busy SQLite file (it retries until it applies).
     let default_filter = match cli.command {
-        Command::Demo(_) => "warn,librdkafka=error,rdkafka=error",
+        Command::Demo(_) => "warn,liandong_projector=error",
         _ => "info,librdkafka=warn,rdkafka=warn,sqlx=warn",
     };
     tracing_subscriber::fmt()
