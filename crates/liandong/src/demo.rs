@@ -49,7 +49,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "liandong-demo")]
     pub data_dir: PathBuf,
     /// Pace of the live traffic after the backfill, relative to the audience's real pace.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 100.0)]
     pub live_speed: f64,
     /// Seconds between two live batches.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3600))]
