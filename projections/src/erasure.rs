@@ -13,14 +13,19 @@
 //! from the traffic counts, and leaves the refold of the touched members (profiles, facts, the
 //! aggregates over facts, pseudonyms) to the core projection. The read models then equal those
 //! of a rebuild that skips the same events.
+//!
+//! [`Eraser`] is the command side, shared by the admin endpoint and ingestion (a sender's
+//! `member.erased`): what must be done before `member.erased` is appended to the log — resolve,
+//! register, destroy the data keys, forget the bindings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use liandong_event::{Event, EventType, User};
+use liandong_event::{Event, EventType, OpenidKind, User};
+use liandong_identity::{IdentityError, IdentityService};
 use liandong_store::{ReadStore, StoreError};
-use liandong_vault::{Purpose, Vault};
+use liandong_vault::{DataKeys, Purpose, Vault, VaultError};
 use serde::Serialize;
 
 use crate::member_profile::ts;
@@ -151,6 +156,107 @@ pub async fn is_erased(
         ReadStore::Sqlite(p) => p.acquire().await?.registered(&hashes).await?,
     };
     Ok(!found.is_empty())
+}
+
+/// Which of `member_keys` (member-key form: `<unionid>`, `oa:<openid>`, `mp:<openid>`) are in
+/// the registry: one query for all of them.
+pub async fn erased_among(
+    store: &ReadStore,
+    vault: &Vault,
+    member_keys: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, StoreError> {
+    if member_keys.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let hash_of: BTreeMap<String, &String> = member_keys
+        .iter()
+        .map(|k| (vault.keyed_hash(Purpose::Erasure, k), k))
+        .collect();
+    let hashes = json(&hash_of.keys().collect::<Vec<_>>());
+    let found = match store {
+        ReadStore::Postgres(p) => p.acquire().await?.registered(&hashes).await?,
+        ReadStore::Sqlite(p) => p.acquire().await?.registered(&hashes).await?,
+    };
+    Ok(found
+        .iter()
+        .filter_map(|h| hash_of.get(h).map(|k| (*k).clone()))
+        .collect())
+}
+
+/// Why a step of an erasure failed. Every step is idempotent: the whole erasure can be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The read store (read models, registry) did not answer.
+    #[error("read store: {0}")]
+    Store(#[from] StoreError),
+    /// The data keys could not be destroyed.
+    #[error("destroying data keys: {0}")]
+    DataKeys(#[from] VaultError),
+    /// The identity bindings could not be forgotten.
+    #[error("forgetting identity bindings: {0}")]
+    Identity(#[from] IdentityError),
+}
+
+/// The command side of an erasure (METRICS.md, "Erasure"): the steps that come before
+/// `member.erased` is appended to the log, shared by `POST /v1/members/{member_key}/erase` and
+/// by ingestion of a sender's `member.erased`. The caller runs [`resolve`](Self::resolve),
+/// records the erasure in the audit trail, runs [`erase`](Self::erase), and appends
+/// `member.erased` last: if it dies before the append, nothing it has done is undone, and the
+/// retry (every step is idempotent) still finds every identifier, since the read models are
+/// only cleared when the projector applies the appended event.
+#[derive(Clone, Copy)]
+pub struct Eraser<'a> {
+    /// The read models (to resolve) and the registry.
+    pub store: &'a ReadStore,
+    /// Makes the registry's keyed hashes.
+    pub vault: &'a Vault,
+    pub data_keys: &'a DataKeys,
+    pub identity: &'a IdentityService,
+}
+
+impl Eraser<'_> {
+    /// Step 1, resolve: `seed` and every unionid and openid the read models connect to it by a
+    /// binding or a stored event. `None` when no read model holds any of them and none is in
+    /// the registry (a member erased already resolves to `seed`: erasing twice is fine).
+    pub async fn resolve(&self, seed: MemberIds) -> Result<Option<MemberIds>, StoreError> {
+        if seed.is_empty() {
+            return Ok(None);
+        }
+        let (ids, found) = match self.store {
+            ReadStore::Postgres(p) => connected(&mut *p.acquire().await?, seed).await?,
+            ReadStore::Sqlite(p) => connected(&mut *p.acquire().await?, seed).await?,
+        };
+        if found {
+            return Ok(Some(ids));
+        }
+        let erased = erased_among(self.store, self.vault, &ids.member_keys()).await?;
+        Ok((!erased.is_empty()).then_some(ids))
+    }
+
+    /// Steps 2 to 4, in this order: **register** `ids` in the registry (from this instant no
+    /// projection, live or rebuilding, adds anything about them, and the identity store binds
+    /// none of them again), **destroy their data keys** (crypto-shredding: every value sealed
+    /// under them, wherever it lies, is unreadable from now on), **forget their identity
+    /// bindings** (the store's and this process's cache). Idempotent.
+    pub async fn erase(&self, ids: &MemberIds, at: DateTime<Utc>) -> Result<(), EraseError> {
+        register(self.store, self.vault, ids, at).await?;
+        let raw: Vec<&str> = ids
+            .unionids
+            .iter()
+            .chain(&ids.oa_openids)
+            .chain(&ids.mp_openids)
+            .map(String::as_str)
+            .collect();
+        self.data_keys.destroy(&raw).await?;
+        let openids: Vec<(OpenidKind, &str)> = ids
+            .oa_openids
+            .iter()
+            .map(|o| (OpenidKind::Oa, o.as_str()))
+            .chain(ids.mp_openids.iter().map(|m| (OpenidKind::Mp, m.as_str())))
+            .collect();
+        self.identity.forget(&openids).await?;
+        Ok(())
+    }
 }
 
 /// The events of `events` that carry no erased identifier, in their order.

@@ -1,6 +1,7 @@
 //! `POST /v1/members/{member_key}/erase` (admin): erasure (METRICS.md, "Erasure"; issue 6).
 //!
-//! The steps, in this order:
+//! The steps, in this order (1 to 4 are [`Eraser`]'s, which ingestion runs too for a sender's
+//! `member.erased`):
 //!
 //! 1. **Resolve** the member's identifiers from the read models: its own, and every unionid and
 //!    openid connected to them by a binding or a stored event. A member no read model knows is
@@ -29,9 +30,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use liandong_auth::{authorize, Role};
-use liandong_event::{Event, EventType, OpenidKind, User};
+use liandong_event::{Event, EventType, User};
 use liandong_log::{Record, Stream};
-use liandong_projections::erasure::{self, MemberIds};
+use liandong_projections::erasure::{EraseError, Eraser, MemberIds};
 use liandong_store::audit::action;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,14 +70,17 @@ pub async fn erase(
     let caller = authorize(&s.keys, &headers, &[Role::Admin])?;
     const ENDPOINT: &str = "POST /v1/members/{member_key}/erase";
 
-    // 1. Resolve.
-    let ids = match erasure::member_identifiers(&s.store, &member_key).await? {
-        Some(ids) => Some(ids),
-        None if erasure::is_erased(&s.store, &s.vault, &member_key).await? => {
-            Some(MemberIds::of_member_key(&member_key))
-        }
-        None => None,
+    let eraser = Eraser {
+        store: &s.store,
+        vault: &s.vault,
+        data_keys: &s.data_keys,
+        identity: &s.identity,
     };
+
+    // 1. Resolve.
+    let ids = eraser
+        .resolve(MemberIds::of_member_key(&member_key))
+        .await?;
     let event_id = uuid::Uuid::new_v4();
     let detail = match &ids {
         Some(_) => format!("event {event_id}"),
@@ -95,34 +99,12 @@ pub async fn erase(
         return Err(ApiError::NoMember(member_key));
     };
 
-    // 2. Register.
+    // 2. Register, 3. crypto-shred, 4. forget the bindings.
     let now = Utc::now();
-    erasure::register(&s.store, &s.vault, &ids, now).await?;
-
-    // 3. Crypto-shred.
-    let raw: Vec<&str> = ids
-        .unionids
-        .iter()
-        .chain(&ids.oa_openids)
-        .chain(&ids.mp_openids)
-        .map(String::as_str)
-        .collect();
-    s.data_keys
-        .destroy(&raw)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("destroying data keys: {e}")))?;
-
-    // 4. Forget the bindings.
-    let openids: Vec<(OpenidKind, &str)> = ids
-        .oa_openids
-        .iter()
-        .map(|o| (OpenidKind::Oa, o.as_str()))
-        .chain(ids.mp_openids.iter().map(|m| (OpenidKind::Mp, m.as_str())))
-        .collect();
-    s.identity
-        .forget(&openids)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    eraser.erase(&ids, now).await.map_err(|e| match e {
+        EraseError::Store(e) => ApiError::from(e),
+        e => ApiError::Unavailable(e.to_string()),
+    })?;
 
     // 5. The event.
     let user = User {

@@ -12,8 +12,8 @@ use liandong_auth::AuthError;
 
 use crate::{MAX_BODY_BYTES, MAX_EVENTS, MAX_EVENT_BYTES};
 
-/// How long a client should wait when the identity store (or the data key store, in the same
-/// database) is down: neither reports a hint of its own.
+/// How long a client should wait when the identity store (or the data key store or the read
+/// store, in the same database) is down: none reports a hint of its own.
 pub(crate) const IDENTITY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Why a request got no `200`. Events rejected individually are not errors: they are part of
@@ -57,6 +57,10 @@ pub enum IngestError {
     /// read store).
     #[error("data key store unavailable: {0}")]
     DataKeysUnavailable(String),
+    /// Retryable: the read store (the erasure registry, the audit trail, the read models an
+    /// erasure resolves the member from) did not answer.
+    #[error("read store unavailable: {0}")]
+    ReadStoreUnavailable(String),
     /// Retryable: the log did not take (all of) the batch.
     #[error("event log unavailable: {reason}")]
     LogUnavailable {
@@ -83,6 +87,7 @@ impl IngestError {
             | IngestError::EventTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::IdentityUnavailable(_)
             | IngestError::DataKeysUnavailable(_)
+            | IngestError::ReadStoreUnavailable(_)
             | IngestError::LogUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,9 +97,9 @@ impl IngestError {
     /// invite an immediate retry storm against a log that just said no.
     pub fn retry_after_secs(&self) -> Option<u64> {
         let wait = match self {
-            IngestError::IdentityUnavailable(_) | IngestError::DataKeysUnavailable(_) => {
-                IDENTITY_RETRY_AFTER
-            }
+            IngestError::IdentityUnavailable(_)
+            | IngestError::DataKeysUnavailable(_)
+            | IngestError::ReadStoreUnavailable(_) => IDENTITY_RETRY_AFTER,
             IngestError::LogUnavailable { retry_after, .. } => *retry_after,
             _ => return None,
         };
@@ -110,6 +115,9 @@ impl IngestError {
             }
             IngestError::DataKeysUnavailable(_) => {
                 "data key store unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
+            }
+            IngestError::ReadStoreUnavailable(_) => {
+                "read store unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()
             }
             IngestError::LogUnavailable { .. } => {
                 "event log unavailable; no event of this batch was accepted, retry the whole batch later".to_owned()

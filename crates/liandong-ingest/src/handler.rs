@@ -1,5 +1,6 @@
 //! The `POST /v1/events` flow: auth, batch shape, per-event validation, identity binding in batch
-//! order, then both appends (events and dead letters) at once. Invariant: a 200 is only sent once
+//! order, the command side of each `member.erased`, sealing of personal data, then both appends
+//! (events and dead letters) at once. Invariant: a 200 is only sent once
 //! both appends are durable; any failure before that makes the whole batch not accepted.
 //! In-process adapters ([`IngestState::ingest_values`]) join the same flow after the HTTP part.
 
@@ -9,11 +10,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use liandong_auth::{authorize, Role};
-use liandong_event::{Event, OpenidKind, Schemas};
+use liandong_auth::{authorize, Caller, Role};
+use liandong_event::{Event, EventType, OpenidKind, Schemas};
 use liandong_identity::{IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
-use liandong_vault::DataKeys;
+use liandong_projections::erasure::{self, EraseError, Eraser, MemberIds};
+use liandong_store::audit::{self, action, AuditEntry};
+use liandong_store::StoreError;
+use liandong_vault::{DataKeys, Purpose};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{field, instrument, Span};
@@ -110,7 +114,7 @@ async fn ingest(
     }
     .await
     .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
-    store(state, validated, now).await
+    store(state, Some(&caller), validated, now).await
 }
 
 /// One item an in-process adapter (the WeChat callback, say) hands to ingestion instead of
@@ -156,16 +160,18 @@ impl IngestState {
         }
         .await
         .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
-        let result = store(self, validated, now).await;
+        let result = store(self, None, validated, now).await;
         self.counters.record(&result);
         result
     }
 }
 
-/// The part both entry points share, after validation: identity binding in batch order, then
-/// both appends. Invariant: `Ok` only once every record is durable.
+/// The part both entry points share, after validation: identity binding in batch order, the
+/// erasures the batch asks for, sealing, then both appends. Invariant: `Ok` only once every
+/// record is durable. `caller`: the API key that sent the batch (`None`: an in-process adapter).
 async fn store(
     state: &IngestState,
+    caller: Option<&Caller>,
     validated: Validated,
     now: DateTime<Utc>,
 ) -> Result<IngestResponse, IngestError> {
@@ -176,6 +182,8 @@ async fn store(
     Span::current().record("events", valid.len() + rejected.len());
 
     let mut accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
+    // Before sealing: a profile update of the member later in this batch is then dropped too.
+    erase_members(state, caller, &accepted).await?;
     seal_personal_data(&state.data_keys, &mut accepted).await?;
 
     let mut records = Vec::with_capacity(accepted.len());
@@ -366,13 +374,107 @@ async fn bind_identities(
     Ok(accepted)
 }
 
+/// Who sent `member.erased` when no API key did (an in-process adapter), for the audit trail.
+const IN_PROCESS: &str = "in-process";
+/// The audit trail's `endpoint` of an erasure sent as an event.
+const ENDPOINT: &str = "POST /v1/events";
+
+/// The command side of each accepted `member.erased`, exactly as the admin endpoint does it
+/// ([`Eraser`]): resolve the member from the event's identifiers and the read models, record
+/// the erasure in the audit trail (`member.erase`, the sender's key id), register the
+/// identifiers, destroy their data keys, forget their bindings. All of it before the batch is
+/// appended, the event last: a failure refuses the batch (retryable) with nothing half-done
+/// that a retry would not finish — every step is idempotent, and the read models the retry
+/// resolves from are only cleared once the projector applies the appended event.
+///
+/// A member no read model holds yet (its events still unprojected in the log) is erased under
+/// the event's own identifiers.
+async fn erase_members(
+    state: &IngestState,
+    caller: Option<&Caller>,
+    events: &[Event],
+) -> Result<(), IngestError> {
+    let keys = &state.data_keys;
+    let eraser = Eraser {
+        store: keys.store(),
+        vault: keys.vault(),
+        data_keys: keys,
+        identity: &state.identity,
+    };
+    for event in events
+        .iter()
+        .filter(|e| e.event_type == EventType::MemberErased)
+    {
+        let seed = MemberIds::of_user(&event.user);
+        let ids = eraser
+            .resolve(seed.clone())
+            .await
+            .map_err(read_store_unavailable)?
+            .unwrap_or(seed);
+        let entry = AuditEntry {
+            key_id: caller.map_or(IN_PROCESS.to_owned(), |c| c.key_id.clone()),
+            role: caller.map_or(Role::Ingest, |c| c.role).to_string(),
+            action: action::MEMBER_ERASE.to_owned(),
+            endpoint: ENDPOINT.to_owned(),
+            member_ref: Some(
+                keys.vault()
+                    .keyed_hash(Purpose::Audit, &event.user.own_member_key()),
+            ),
+            detail: Some(format!("event {}", event.event_id)),
+        };
+        audit::record(keys.store(), &entry)
+            .await
+            .map_err(read_store_unavailable)?;
+        eraser
+            .erase(&ids, event.received_at)
+            .await
+            .map_err(|e| match e {
+                EraseError::Store(e) => read_store_unavailable(e),
+                EraseError::DataKeys(e) if e.is_retryable() => {
+                    IngestError::DataKeysUnavailable(e.to_string())
+                }
+                EraseError::DataKeys(e) => {
+                    IngestError::Internal(format!("erasing event {}: {e}", event.event_id))
+                }
+                EraseError::Identity(e) => IngestError::IdentityUnavailable(e.to_string()),
+            })?;
+    }
+    Ok(())
+}
+
+fn read_store_unavailable(e: StoreError) -> IngestError {
+    IngestError::ReadStoreUnavailable(e.to_string())
+}
+
 /// Replaces the personal data of accepted events by values sealed under the data key of the
-/// event's identifier, so the log never holds it in plaintext. A data key store that does not
-/// answer refuses the batch (retryable), like an unavailable identity store.
+/// event's identifier, so the log never holds it in plaintext. The personal data of an event
+/// carrying an erased identifier is dropped instead: neither sealed (no new data key for an
+/// erased member) nor stored. One registry lookup per batch. A data key store (the read store)
+/// that does not answer refuses the batch (retryable), like an unavailable identity store.
 async fn seal_personal_data(keys: &DataKeys, events: &mut [Event]) -> Result<(), IngestError> {
-    for event in events {
-        let personal = event.take_personal_data();
+    let taken: Vec<Vec<(&'static str, String)>> =
+        events.iter_mut().map(Event::take_personal_data).collect();
+    let member_keys = events
+        .iter()
+        .zip(&taken)
+        .filter(|(_, personal)| !personal.is_empty())
+        .flat_map(|(e, _)| MemberIds::of_user(&e.user).member_keys())
+        .collect();
+    // The registry lives beside the data keys: unreadable, the batch cannot be sealed.
+    let erased = erasure::erased_among(keys.store(), keys.vault(), &member_keys)
+        .await
+        .map_err(|e| IngestError::DataKeysUnavailable(format!("erasure registry: {e}")))?;
+    for (event, personal) in events.iter_mut().zip(taken) {
         if personal.is_empty() {
+            continue;
+        }
+        if !erased.is_empty()
+            && MemberIds::of_user(&event.user)
+                .member_keys()
+                .iter()
+                .any(|k| erased.contains(k))
+        {
+            tracing::debug!(event_id = %event.event_id, "personal data of an erased member dropped");
             continue;
         }
         let identifier = event

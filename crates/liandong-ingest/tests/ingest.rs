@@ -122,6 +122,10 @@ async fn start(mode: LogMode) -> Harness {
     .await
     .expect("read store");
     let vault = Arc::new(Vault::new(MasterKey::generate()));
+    // The erasure registry, which sealing consults, is one of the read store's tables.
+    liandong_projections::migrate(&vault_store)
+        .await
+        .expect("read store tables");
     liandong_vault::migrate(&vault_store, &vault)
         .await
         .expect("vault tables");

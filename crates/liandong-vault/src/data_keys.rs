@@ -221,6 +221,16 @@ impl DataKeys {
         }
     }
 
+    /// The read store the keys are kept in (where the erasure registry lives too).
+    pub fn store(&self) -> &ReadStore {
+        &self.inner.store
+    }
+
+    /// The vault the keys are wrapped under (it also makes the registry's keyed hashes).
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
     /// The reference `identifier`'s data key is stored under.
     pub fn key_ref(&self, identifier: &str) -> String {
         self.inner.vault.keyed_hash(Purpose::DataKeyRef, identifier)
