@@ -93,7 +93,7 @@ pub async fn prepare(store: &ReadStore, projection: &dyn Projection) -> Result<(
             tx.commit().await?;
         }
         ReadStore::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = pool.begin().await?;
             let stored: Option<i32> = sqlx::query_scalar(
                 "SELECT version FROM liandong_projections WHERE projection = $1",
             )
@@ -321,11 +321,7 @@ impl Projector {
                 tx.commit().await?;
             }
             ReadStore::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock up front, waiting out the busy timeout. A
-                // deferred transaction that reads first cannot upgrade once another writer
-                // (ingestion's identity and data-key writes) has committed: SQLite answers
-                // "database is locked" at once, without waiting.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = pool.begin().await?;
                 self.projection.apply(Tx::Sqlite(&mut tx), events).await?;
                 liandong_store::advance_sqlite(&mut tx, name, version, advances).await?;
                 tx.commit().await?;

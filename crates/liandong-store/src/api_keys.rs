@@ -79,7 +79,7 @@ macro_rules! in_transaction {
                 out
             }
             ReadStore::Sqlite(p) => {
-                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let mut $tx = p.begin().await?;
                 let out = $body;
                 $tx.commit().await?;
                 out

@@ -76,7 +76,7 @@ async fn reset(store: &ReadStore, p: &dyn Projection) -> anyhow::Result<()> {
             tx.commit().await?;
         }
         ReadStore::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = pool.begin().await?;
             let stored: Option<i32> = liandong_store::sqlx::query_scalar(VERSION)
                 .bind(name)
                 .fetch_optional(&mut *tx)
