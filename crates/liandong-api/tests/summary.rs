@@ -6,11 +6,9 @@
 //! endpoint uses), for the period and for the previous period of the same length; every rate
 //! and change is recomputed from those counts.
 
-use std::sync::Arc;
-
 use liandong_api::summary::{Summary, KPI_NAMES};
-use liandong_api::{router, ApiState, WhoAmI};
-use liandong_auth::{ApiKeys, Role};
+use liandong_api::WhoAmI;
+use liandong_auth::Role;
 use liandong_projections::CoreProjection;
 use liandong_store::sqlx::{self, Row};
 use liandong_store::ReadStore;
@@ -19,64 +17,11 @@ use liandong_testkit::{apply_batch, fresh_core, on_both_stores, validated, TestS
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+mod common;
 
-const KEYS: &str = "ingest:ingest-key-0123456789,analyst:analyst-key-0123456789,\
-                    support:support-key-0123456789,admin:admin-key-0123456789ab";
-
-struct Server {
-    base: String,
-    keys: Arc<ApiKeys>,
-    http: reqwest::Client,
-    task: tokio::task::JoinHandle<()>,
-    _log_dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+use common::{Server, TZ};
 
 impl Server {
-    async fn start(store: &ReadStore) -> Server {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let log = liandong_log::EmbeddedLog::open(dir.path()).expect("open the embedded log");
-        let keys = Arc::new(ApiKeys::parse(KEYS).expect("valid test keys"));
-        let vault = Arc::new(liandong_vault::Vault::new(
-            liandong_vault::MasterKey::generate(),
-        ));
-        liandong_vault::migrate(store, &vault)
-            .await
-            .expect("vault tables");
-        let state = ApiState {
-            store: store.clone(),
-            log,
-            projections: vec![Arc::new(CoreProjection::new(TZ, vault.clone()))],
-            keys: keys.clone(),
-            timezone: TZ,
-            data_keys: liandong_vault::DataKeys::new(store.clone(), vault.clone()),
-            vault,
-            identity: liandong_testkit::identity_service(store).await,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a port");
-        let addr = listener.local_addr().expect("a local address");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router(state))
-                .await
-                .expect("the API serves");
-        });
-        Server {
-            base: format!("http://{addr}"),
-            keys,
-            http: reqwest::Client::new(),
-            task,
-            _log_dir: dir,
-        }
-    }
-
     async fn get_as(
         &self,
         path: &str,
