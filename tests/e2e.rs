@@ -14,7 +14,7 @@ use liandong_event::{Event, Schemas};
 use liandong_log::{EmbeddedLog, EventLog, KafkaConfig, KafkaLog, Stream};
 use liandong_projections::read;
 use liandong_store::ReadStore;
-use liandong_testkit::{reference, required_env, scenario, TestStore, KAFKA_VAR};
+use liandong_testkit::{reference, required_env, scenario, server, TestStore, KAFKA_VAR};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -165,31 +165,7 @@ async fn lag(base: &str) -> i64 {
 
 /// Waits until every projection has applied the whole log.
 async fn wait_caught_up(base: &str, timeout: Duration) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(r) = client
-            .get(format!("{base}/v1/status"))
-            .bearer_auth(SUPPORT)
-            .send()
-            .await
-        {
-            if let Ok(v) = r.json::<Value>().await {
-                if v["lag"] == 0
-                    && v["projections"]
-                        .as_array()
-                        .is_some_and(|p| p.iter().all(|p| !p["version"].is_null()))
-                {
-                    return;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "projections did not catch up within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    server::wait_caught_up(&reqwest::Client::new(), base, SUPPORT, timeout).await;
 }
 
 /// The traffic of every test: valid events shuffled, some twice, bindings last, and invalid

@@ -10,14 +10,14 @@
 //! member's still do. Only an admin key may erase.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use liandong::{Config, Role};
 use liandong_event::Event;
 use liandong_log::{EmbeddedLog, EventLog, Stream};
 use liandong_projections::read;
 use liandong_store::ReadStore;
-use liandong_testkit::{catalog, reference, scenario, TestStore, TEST_MASTER_KEY};
+use liandong_testkit::{catalog, reference, scenario, server, TestStore, TEST_MASTER_KEY};
 use liandong_vault::{DataKeys, MasterKey, Purpose, Vault};
 use serde_json::{json, Value};
 
@@ -189,34 +189,7 @@ impl Api {
 
     /// Waits until every projection is at the end of the log.
     async fn caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let v: Option<Value> = async {
-                let r = self
-                    .http
-                    .get(format!("{}/v1/status", self.base))
-                    .bearer_auth(ADMIN)
-                    .send()
-                    .await
-                    .ok()?;
-                r.json().await.ok()
-            }
-            .await;
-            if let Some(v) = v {
-                if v["lag"] == 0
-                    && v["projections"]
-                        .as_array()
-                        .is_some_and(|p| p.iter().all(|p| !p["version"].is_null()))
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the projections did not catch up"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        server::wait_caught_up(&self.http, &self.base, ADMIN, Duration::from_secs(120)).await;
     }
 }
 

@@ -17,7 +17,7 @@ use chrono::Utc;
 use liandong::{start, Config, Role as ProcessRole, Running};
 use liandong_auth::Role;
 use liandong_store::ReadStore;
-use liandong_testkit::TestStore;
+use liandong_testkit::{server, TestStore};
 use liandong_vault::{MasterKey, Purpose, Vault};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -383,23 +383,8 @@ impl Client {
     }
 
     async fn wait_caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, body) = self.get("/v1/status", configured(Role::Support)).await;
-            if status == 200
-                && body["lag"] == 0
-                && body["projections"]
-                    .as_array()
-                    .is_some_and(|p| p.iter().all(|p| !p["version"].is_null()))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "projections did not catch up: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let key = configured(Role::Support);
+        server::wait_caught_up(&self.http, &self.base, key, Duration::from_secs(60)).await;
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod reference;
 pub mod scenario;
+pub mod server;
 
 use std::sync::Arc;
 
