@@ -278,14 +278,13 @@ impl Api {
 
     /// Waits until the projections have applied everything accepted.
     async fn caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if self.get("/v1/status", SUPPORT).await["lag"] == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the projector did not catch up");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        liandong_testkit::server::wait_caught_up(
+            &self.http,
+            &self.base,
+            SUPPORT,
+            Duration::from_secs(120),
+        )
+        .await;
     }
 
     async fn summary(&self, from: &str, to: &str) -> Vec<(String, Option<f64>)> {

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use liandong::{Config, Role};
 use liandong_log::{EmbeddedLog, EventLog, Stream};
-use liandong_testkit::{catalog, on_both_stores, TestStore};
+use liandong_testkit::{catalog, on_both_stores, server, TestStore};
 use liandong_vault::{DataKeys, MasterKey, Vault};
 use serde_json::{json, Value};
 
@@ -185,15 +185,7 @@ impl Server {
     }
 
     async fn caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (_, status) = self.get("/v1/status", ADMIN).await;
-            if status["lag"] == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no catch-up: {status}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        server::wait_caught_up(&self.client, &self.base, ADMIN, Duration::from_secs(60)).await;
     }
 
     async fn personal(&self, member_key: &str, key: &str) -> Value {
