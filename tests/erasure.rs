@@ -161,17 +161,7 @@ struct Api {
 impl Api {
     async fn send(&self, events: &[Value]) {
         for chunk in events.chunks(200) {
-            let r = self
-                .http
-                .post(format!("{}/v1/events", self.base))
-                .bearer_auth(INGEST)
-                .json(&json!({"events": chunk}))
-                .send()
-                .await
-                .expect("ingestion answers");
-            assert_eq!(r.status(), 200);
-            let body: Value = r.json().await.unwrap();
-            assert_eq!(body["rejected"], json!([]), "{body}");
+            server::post_events(&self.http, &self.base, INGEST, chunk).await;
         }
     }
 

@@ -18,7 +18,7 @@ use liandong_projections::CoreProjection;
 use liandong_projector::{Projector, ProjectorConfig};
 use liandong_store::audit::{self, AuditQuery};
 use liandong_store::{sqlx, ReadStore};
-use liandong_testkit::{catalog, identity_service, on_both_stores, test_vault, TestStore};
+use liandong_testkit::{catalog, identity_service, on_both_stores, server, test_vault, TestStore};
 use liandong_vault::{DataKeys, Purpose};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -43,7 +43,7 @@ fn ev(n: u32, ty: &str, at: &str, user: Value, props: Value) -> Value {
 }
 
 struct Harness {
-    url: String,
+    base: String,
     http: reqwest::Client,
     store: ReadStore,
     log: Arc<EmbeddedLog>,
@@ -100,7 +100,7 @@ impl Harness {
                 .expect("the projector runs");
         });
         Harness {
-            url: format!("http://{addr}/v1/events"),
+            base: format!("http://{addr}"),
             http: reqwest::Client::new(),
             store,
             log,
@@ -111,17 +111,8 @@ impl Harness {
     }
 
     async fn send(&self, events: &[Value]) -> IngestResponse {
-        let r = self
-            .http
-            .post(&self.url)
-            .bearer_auth(INGEST_KEY)
-            .json(&json!({"events": events}))
-            .send()
-            .await
-            .expect("ingestion answers");
-        assert_eq!(r.status(), 200);
-        let answer: IngestResponse = r.json().await.expect("a 200 answer");
-        assert_eq!(answer.rejected, vec![], "{answer:?}");
+        let body = server::post_events(&self.http, &self.base, INGEST_KEY, events).await;
+        let answer: IngestResponse = serde_json::from_value(body).expect("a 200 answer");
         assert_eq!(answer.accepted, events.len());
         answer
     }

@@ -40,3 +40,24 @@ pub async fn wait_caught_up(http: &reqwest::Client, base: &str, key: &str, timeo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Sends `events` in one `POST {base}/v1/events` with `key` (an ingest key) and asserts that the
+/// answer is a 200 that rejects none of them; returns the answer's body.
+pub async fn post_events(http: &reqwest::Client, base: &str, key: &str, events: &[Value]) -> Value {
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "events": events }))
+        .send()
+        .await
+        .expect("ingestion answers");
+    let status = r.status();
+    let body: Value = r.json().await.expect("ingestion answers with JSON");
+    assert_eq!(status, 200, "POST /v1/events: {body}");
+    assert_eq!(
+        body["rejected"],
+        serde_json::json!([]),
+        "POST /v1/events rejected events: {body}"
+    );
+    body
+}
