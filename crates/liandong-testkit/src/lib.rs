@@ -1,7 +1,9 @@
 //! What liandong's tests share: RAII read stores (a fresh PostgreSQL database per test, dropped
 //! afterwards, or a temporary SQLite file), the Kafka-protocol broker of the test machine, a
 //! deterministic generator of realistic event streams, and a reference model of `events` and
-//! `member_profile` computed straight from METRICS.md, independently of the projections.
+//! `member_profile` computed straight from METRICS.md, independently of the projections; and
+//! the HTTP steps tests take against a running server ([`server`]: send events, wait for the
+//! projections to catch up).
 
 pub mod catalog;
 pub mod reference;
