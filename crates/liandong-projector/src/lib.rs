@@ -322,6 +322,16 @@ impl Projector {
             }
             ReadStore::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
+                // Take the write lock with the transaction's first statement, a write: it waits
+                // out the busy timeout while ingestion writes. A transaction that read first
+                // could not upgrade once another writer committed; SQLite refuses that at once
+                // ("database is locked") and the whole batch was retried.
+                sqlx::query(
+                    "UPDATE liandong_projections SET version = version WHERE projection = $1",
+                )
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
                 self.projection.apply(Tx::Sqlite(&mut tx), events).await?;
                 liandong_store::advance_sqlite(&mut tx, name, version, advances).await?;
                 tx.commit().await?;
