@@ -125,10 +125,8 @@ impl Purpose {
 pub struct Vault {
     #[zeroize(skip)]
     master: MasterKey,
-    erasure: [u8; 32],
-    pseudonym: [u8; 32],
-    audit: [u8; 32],
-    data_key_ref: [u8; 32],
+    /// One derived key per purpose, in the order of [`Purpose::ALL`].
+    keys: [[u8; 32]; Purpose::ALL.len()],
 }
 
 impl fmt::Debug for Vault {
@@ -140,10 +138,7 @@ impl fmt::Debug for Vault {
 impl Vault {
     pub fn new(master: MasterKey) -> Vault {
         Vault {
-            erasure: master.derive(Purpose::Erasure),
-            pseudonym: master.derive(Purpose::Pseudonym),
-            audit: master.derive(Purpose::Audit),
-            data_key_ref: master.derive(Purpose::DataKeyRef),
+            keys: Purpose::ALL.map(|p| master.derive(p)),
             master,
         }
     }
@@ -164,26 +159,10 @@ impl Vault {
 
     /// HMAC-SHA256 of `value` under `purpose`'s key, as 64 lowercase hex digits.
     pub fn keyed_hash(&self, purpose: Purpose, value: &str) -> String {
-        let wrap;
-        let key: &[u8; 32] = match purpose {
-            Purpose::Erasure => &self.erasure,
-            Purpose::Pseudonym => &self.pseudonym,
-            Purpose::Audit => &self.audit,
-            Purpose::DataKeyRef => &self.data_key_ref,
-            Purpose::DataKeyWrap => {
-                wrap = self.master.derive(Purpose::DataKeyWrap);
-                &wrap
-            }
-        };
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.keys[purpose as usize])
+            .expect("HMAC takes a key of any length");
         mac.update(value.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(64);
-        for b in digest {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
@@ -229,6 +208,8 @@ mod tests {
         );
         let mut seen = std::collections::HashSet::new();
         for p in Purpose::ALL {
+            // The derived keys are indexed by discriminant: ALL must list them in order.
+            assert_eq!(Purpose::ALL[p as usize], p);
             assert!(seen.insert(v.keyed_hash(p, "same value")), "{p:?}");
         }
         let other = Vault::new(MasterKey::generate());
