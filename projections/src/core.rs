@@ -1,35 +1,43 @@
-//! The projection `core`: the `events` table, the identity bindings, `member_profile`, and the
-//! sealed personal data (`member_personal`, see [`crate::member_personal`]).
+//! The projection `core`: the `events` table, the identity bindings, and the member-level read
+//! models updated from them ([`crate::members`]: `member_profile`, linkage, retention, A/B,
+//! `member_personal`), plus the traffic counts ([`crate::traffic`]).
 //!
-//! A batch is applied in six set-based statements, whatever its size: insert the bindings the
-//! batch carries; resolve every event's member (own unionid, else the OA openid's binding, else
-//! the MP openid's, else `oa:`/`mp:` the openid); insert the events (a known event_id changes
-//! nothing); re-key earlier events whose openid was bound just now (the binding is retroactive);
-//! then refold the profile of every member the batch touched, from that member's stored events.
-//! Each step depends only on the set of events stored, never on their order of arrival.
+//! A batch is applied in a fixed number of set-based statements, whatever its size: insert the
+//! bindings the batch carries; resolve every event's member (own unionid, else the OA openid's
+//! binding, else the MP openid's, else `oa:`/`mp:` the openid); insert the events (a known
+//! event_id changes nothing); re-key earlier events whose openid was bound just now (the binding
+//! is retroactive); then merge what changed into the member-level read models. Each step
+//! depends only on the set of events stored, never on their order of arrival.
 //!
 //! Before that, events carrying an erased identifier are dropped (the erasure registry, see
 //! [`crate::erasure`]); after it, the batch's `member.erased` events remove their members, and
-//! the members they touched are refolded the same way.
+//! the members they touched are recomputed from the events they have left.
+//!
+//! Batches of several projector processes apply concurrently on PostgreSQL. What two of them
+//! may share is serialized by locks taken in the batch's transaction (see [`crate::sql::Db::lock`]):
+//! first every identifier the batch's events carry (so a binding and an event of the same
+//! openid never miss each other), then the openids of the events a binding re-keys, then every
+//! member the batch touches (in [`crate::members`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use liandong_event::props::PERSONAL_DATA_KEYS;
 use liandong_event::{Event, EventType, OpenidKind};
 use liandong_store::StoreError;
-use liandong_vault::{Purpose, Vault};
+use liandong_vault::Vault;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::erasure::{self, ErasureDb};
-use crate::facts;
 use crate::member_personal::{self, PersonalDb, PersonalFact};
-use crate::member_profile::{self, ts, Identity, MemberProfile, ProfileEvent};
-use crate::metrics::{self, MetricsDb, TrafficCounts};
+use crate::member_profile::ts;
+use crate::members::{self, Changes, Moved};
+use crate::sql::{self, json, Db, Statement, Ty};
+use crate::traffic::{self, TrafficCounts};
 use crate::{Projection, Tx};
 
 /// The projection of `events`, `member_identity` and `member_profile`.
@@ -56,7 +64,8 @@ impl Projection for CoreProjection {
         // 2: the metrics read models (issue 3) joined the projection.
         // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
         // 4: member_personal and fact_personal, the sealed phone and address (issue 6).
-        4
+        // 5: merged instead of refolded (member_order, the deciders of member_profile, ab_counts).
+        5
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -77,7 +86,9 @@ impl Projection for CoreProjection {
             "fact_member_week",
             "retention_weekly_counts",
             "fact_experiment",
+            "ab_counts",
             "ab_readout",
+            "member_order",
             "member_pseudonym",
         ]
     }
@@ -157,7 +168,7 @@ fn resolve(
     }
 }
 
-async fn apply<C: CoreDb + MetricsDb + ErasureDb + PersonalDb + Send>(
+async fn apply<C: CoreDb + Db + ErasureDb + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     vault: &Vault,
@@ -168,22 +179,27 @@ async fn apply<C: CoreDb + MetricsDb + ErasureDb + PersonalDb + Send>(
     let (erasures, others): (Vec<&Event>, Vec<&Event>) = events
         .iter()
         .partition(|e| e.event_type == EventType::MemberErased);
+    let identifiers: BTreeSet<String> = events
+        .iter()
+        .flat_map(|e| erasure::MemberIds::of_user(&e.user).member_keys())
+        .collect();
+    db.lock(&json(&identifiers)).await?;
     let kept = erasure::skip_erased(db, vault, others).await?;
-    let touched = apply_events(db, tz, &kept).await?;
-    refold(db, tz, vault, touched).await?;
+    let changes = apply_events(db, tz, &kept).await?;
+    members::apply(db, tz, vault, changes).await?;
     if !erasures.is_empty() {
         let touched = erasure::erase(db, vault, &erasures).await?;
-        refold(db, tz, vault, touched).await?;
+        members::recompute(db, tz, vault, touched).await?;
     }
     Ok(())
 }
 
-/// Steps 1 to 4: bindings, events, retroactive re-keying. Returns the member keys to refold.
-async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
+/// Steps 1 to 4: bindings, events, retroactive re-keying. Returns what changed in `events`.
+async fn apply_events<C: CoreDb + Db + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     events: &[&Event],
-) -> Result<BTreeSet<String>, StoreError> {
+) -> Result<Changes, StoreError> {
     // 1. The bindings the batch carries.
     let mut bindings: BTreeSet<BindingRow> = BTreeSet::new();
     for e in events {
@@ -227,26 +243,32 @@ async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
         .filter(|e| seen_ids.insert(e.event_id))
         .collect();
     let rows: Vec<EventRow> = unique.iter().map(|e| event_row(e, tz, &known)).collect();
-    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut changes = Changes::default();
     if !rows.is_empty() {
         let inserted = db.insert_events(&json(&rows)).await?;
         // Event counts take only events new to the store: a redelivered event counts once.
-        let new_ids: BTreeSet<&str> = inserted.iter().map(|(id, _)| id.as_str()).collect();
+        let new_ids: HashMap<String, String> = inserted.into_iter().collect();
         let mut traffic = TrafficCounts::default();
         let mut personal = Vec::new();
-        for e in unique
-            .iter()
-            .filter(|e| new_ids.contains(e.event_id.to_string().as_str()))
-        {
+        for e in &unique {
+            let Some(key) = new_ids.get(&e.event_id.to_string()) else {
+                continue;
+            };
             traffic.add(e, tz);
             personal.extend(PersonalFact::of(e));
+            changes
+                .added
+                .entry(key.clone())
+                .or_default()
+                .push(members::profile_event(e));
         }
-        metrics::count_traffic(db, &traffic).await?;
+        traffic::count(db, &traffic).await?;
         member_personal::insert_facts(db, &personal).await?;
-        touched.extend(inserted.into_iter().map(|(_, key)| key));
     }
 
-    // 4. Retroactive bindings: events stored under a bare openid that is now bound.
+    // 4. Retroactive bindings: events stored under a bare openid that is now bound. Their
+    //    openids are locked first: no other batch may bind them or add events under them
+    //    while this one decides where the events belong.
     if !newly_bound.is_empty() {
         let oa: Vec<&str> = newly_bound
             .iter()
@@ -260,9 +282,13 @@ async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
             .collect();
         let stale = db.events_to_rekey(&json(&oa), &json(&mp)).await?;
         let mut all_openids: BTreeSet<String> = BTreeSet::new();
+        let mut stale_ids: BTreeSet<String> = BTreeSet::new();
         for (_, o, m, _) in &stale {
             all_openids.extend(o.iter().chain(m.iter()).cloned());
+            stale_ids.extend(o.iter().map(|o| OpenidKind::Oa.member_key(o)));
+            stale_ids.extend(m.iter().map(|m| OpenidKind::Mp.member_key(m)));
         }
+        db.lock(&json(&stale_ids)).await?;
         let bound: Bindings = if all_openids.is_empty() {
             HashMap::new()
         } else {
@@ -276,12 +302,14 @@ async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
         for (event_id, o, m, old_key) in stale {
             let new_key = resolve(None, o.as_deref(), m.as_deref(), &bound);
             if new_key != old_key {
-                touched.insert(old_key);
-                touched.insert(new_key.clone());
                 moves.push(RekeyRow {
-                    event_id,
+                    event_id: event_id.clone(),
                     unionid: unionid_of(&new_key),
-                    member_key: new_key,
+                    member_key: new_key.clone(),
+                });
+                changes.moved.push(Moved {
+                    event_id,
+                    from: old_key,
                 });
             }
         }
@@ -290,93 +318,7 @@ async fn apply_events<C: CoreDb + MetricsDb + PersonalDb + Send>(
         }
     }
 
-    Ok(touched)
-}
-
-/// Step 5: refolds the profile, facts and pseudonym of every touched member from its stored
-/// events (a member without events loses them), and recounts the aggregates the facts move.
-async fn refold<C: CoreDb + MetricsDb + PersonalDb + Send>(
-    db: &mut C,
-    tz: Tz,
-    vault: &Vault,
-    touched: BTreeSet<String>,
-) -> Result<(), StoreError> {
-    if touched.is_empty() {
-        return Ok(());
-    }
-    let keys = json(&touched);
-    let seen: HashMap<String, (DateTime<Utc>, DateTime<Utc>)> = db
-        .seen_range(&keys)
-        .await?
-        .into_iter()
-        .map(|(k, first, last)| Ok((k, (parse_ts(&first)?, parse_ts(&last)?))))
-        .collect::<Result<_, StoreError>>()?;
-    let mut by_member: BTreeMap<String, Vec<ProfileEvent>> = BTreeMap::new();
-    for (key, event_id, ty, at, from, props) in db.member_events(&keys).await? {
-        let Ok(event_type) = ty.parse::<EventType>() else {
-            continue;
-        };
-        by_member.entry(key).or_default().push(ProfileEvent {
-            event_id,
-            event_type,
-            occurred_at: parse_ts(&at)?,
-            source_from: from,
-            props: serde_json::from_str(&props).unwrap_or(Value::Null),
-        });
-    }
-    let unionids: Vec<&str> = touched
-        .iter()
-        .filter(|k| !k.contains(':'))
-        .map(String::as_str)
-        .collect();
-    let mut identities: HashMap<String, Identity> = HashMap::new();
-    if !unionids.is_empty() {
-        for (kind, openid, unionid) in db.bindings_of_unionids(&json(&unionids)).await? {
-            let id = identities.entry(unionid).or_default();
-            let slot = if kind == "oa" {
-                &mut id.oa_openid
-            } else {
-                &mut id.mp_openid
-            };
-            // Deterministic when (against the invariant) two openids of a kind share a unionid.
-            if slot.as_ref().is_none_or(|s| openid < *s) {
-                *slot = Some(openid);
-            }
-        }
-    }
-    let mut facts = Vec::with_capacity(touched.len());
-    let profiles: Vec<MemberProfile> = touched
-        .iter()
-        .filter_map(|key| {
-            let seen = *seen.get(key)?;
-            let mut identity = identities.remove(key).unwrap_or_default();
-            match key.split_once(':') {
-                Some(("oa", o)) => identity.oa_openid = Some(o.to_owned()),
-                Some(("mp", m)) => identity.mp_openid = Some(m.to_owned()),
-                _ => identity.unionid = Some(key.clone()),
-            }
-            let events = by_member.remove(key).unwrap_or_default();
-            facts.push((key.clone(), facts::fold(&events, tz)));
-            Some(member_profile::fold(key, identity, seen, &events))
-        })
-        .collect();
-    db.replace_profiles(&keys, &json(&profiles)).await?;
-    member_personal::refold(db, &keys).await?;
-    let pseudonyms: Vec<PseudonymRow> = profiles
-        .iter()
-        .map(|p| PseudonymRow {
-            pseudonym: vault.keyed_hash(Purpose::Pseudonym, &p.member_key),
-            member_key: &p.member_key,
-        })
-        .collect();
-    db.replace_pseudonyms(&keys, &json(&pseudonyms)).await?;
-    metrics::replace_facts(db, &keys, &facts).await
-}
-
-#[derive(Debug, Serialize)]
-struct PseudonymRow<'a> {
-    member_key: &'a str,
-    pseudonym: String,
+    Ok(changes)
 }
 
 fn event_row<'a>(e: &'a Event, tz: Tz, bindings: &Bindings) -> EventRow<'a> {
@@ -419,22 +361,78 @@ fn event_row<'a>(e: &'a Event, tz: Tz, bindings: &Bindings) -> EventRow<'a> {
     }
 }
 
-fn json<T: Serialize + ?Sized>(v: &T) -> String {
-    // Serializing plain data structs and strings cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Db(sqlx::Error::Decode(format!("time {s:?}: {e}").into())))
-}
-
 type StaleRow = (String, Option<String>, Option<String>, String);
-type ProfileRow = (String, String, String, String, Option<String>, String);
 
-/// The statements of the core projection, once per dialect. Every argument is a JSON array
-/// (text): one round trip per statement, whatever the batch size.
+const EVENT_COLUMNS: sql::Columns = &[
+    ("event_id", Ty::Uuid),
+    ("type", Ty::Text),
+    ("occurred_at", Ty::Ts),
+    ("received_at", Ty::Ts),
+    ("day", Ty::Date),
+    ("member_key", Ty::Text),
+    ("unionid", Ty::Text),
+    ("oa_openid", Ty::Text),
+    ("mp_openid", Ty::Text),
+    ("source_from", Ty::Text),
+    ("source_type", Ty::Text),
+    ("source_id", Ty::Text),
+    ("scene", Ty::Int),
+    ("props", Ty::Json),
+    ("source_extra", Ty::Json),
+    ("context", Ty::Json),
+    ("schema_version", Ty::Int),
+];
+
+static INSERT_BINDINGS: Statement = Statement::new(|d| {
+    format!(
+        "{} ON CONFLICT DO NOTHING RETURNING kind, openid",
+        sql::insert(
+            d,
+            "member_identity",
+            &[
+                ("kind", Ty::Text),
+                ("openid", Ty::Text),
+                ("unionid", Ty::Text)
+            ]
+        )
+    )
+});
+static BINDINGS_OF_OPENIDS: Statement = Statement::new(|d| {
+    format!(
+        "SELECT kind, openid, unionid FROM member_identity WHERE openid IN {}",
+        sql::values(d, 1)
+    )
+});
+static INSERT_EVENTS: Statement = Statement::new(|d| {
+    format!(
+        "{} ON CONFLICT (event_id) DO NOTHING RETURNING {}, member_key",
+        sql::insert(d, "events", EVENT_COLUMNS),
+        sql::text(d, "event_id")
+    )
+});
+static EVENTS_TO_REKEY: Statement = Statement::new(|d| {
+    format!(
+        "SELECT {}, oa_openid, mp_openid, member_key FROM events
+         WHERE (oa_openid IN {} OR mp_openid IN {}) AND (member_key LIKE 'oa:%' OR member_key LIKE 'mp:%')",
+        sql::text(d, "event_id"),
+        sql::values(d, 1),
+        sql::values(d, 2)
+    )
+});
+static REKEY: Statement = Statement::new(|d| {
+    format!(
+        "UPDATE events SET member_key = x.member_key, unionid = x.unionid FROM {} WHERE events.event_id = x.event_id",
+        sql::records(
+            d,
+            1,
+            "x",
+            &[("event_id", Ty::Uuid), ("member_key", Ty::Text), ("unionid", Ty::Text)]
+        )
+    )
+});
+
+/// The statements of `events` and `member_identity`, on a connection of either store. Every
+/// argument is a JSON array: one round trip per statement, whatever the batch size.
 #[async_trait]
 trait CoreDb {
     /// Inserts bindings; returns (kind, openid) of those that were new.
@@ -444,234 +442,32 @@ trait CoreDb {
         &mut self,
         openids: &str,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
-    /// (kind, openid, unionid) bound to the given unionids.
-    async fn bindings_of_unionids(
-        &mut self,
-        unionids: &str,
-    ) -> Result<Vec<(String, String, String)>, StoreError>;
     /// Inserts events; returns (event_id, member_key) of those that were new.
     async fn insert_events(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// (event_id, oa_openid, mp_openid, member_key) of events under a bare openid key that
     /// carry one of the given openids.
     async fn events_to_rekey(&mut self, oa: &str, mp: &str) -> Result<Vec<StaleRow>, StoreError>;
     async fn rekey(&mut self, rows: &str) -> Result<(), StoreError>;
-    /// (member_key, earliest, latest occurred_at) of the given members.
-    async fn seen_range(&mut self, keys: &str)
-        -> Result<Vec<(String, String, String)>, StoreError>;
-    /// (member_key, event_id, type, occurred_at, source_from, props) of the given members' events.
-    async fn member_events(&mut self, keys: &str) -> Result<Vec<ProfileRow>, StoreError>;
-    /// Replaces the profiles of `keys` by `rows` (a key without a row loses its profile).
-    async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
-    /// Keeps `member_pseudonym` to the members of `keys` that have a profile (`rows`).
-    async fn replace_pseudonyms(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
 }
 
-struct Sql {
-    insert_bindings: &'static str,
-    bindings_of_openids: &'static str,
-    bindings_of_unionids: &'static str,
-    insert_events: &'static str,
-    events_to_rekey: &'static str,
-    rekey: &'static str,
-    seen_range: &'static str,
-    member_events: &'static str,
-    delete_profiles: &'static str,
-    insert_profiles: &'static str,
-    delete_pseudonyms: &'static str,
-    insert_pseudonyms: &'static str,
+#[async_trait]
+impl<C: Db> CoreDb for C {
+    async fn insert_bindings(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.fetch(&INSERT_BINDINGS, &[rows]).await
+    }
+    async fn bindings_of_openids(
+        &mut self,
+        openids: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.fetch(&BINDINGS_OF_OPENIDS, &[openids]).await
+    }
+    async fn insert_events(&mut self, rows: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.fetch(&INSERT_EVENTS, &[rows]).await
+    }
+    async fn events_to_rekey(&mut self, oa: &str, mp: &str) -> Result<Vec<StaleRow>, StoreError> {
+        self.fetch(&EVENTS_TO_REKEY, &[oa, mp]).await
+    }
+    async fn rekey(&mut self, rows: &str) -> Result<(), StoreError> {
+        self.exec(&REKEY, &[rows]).await.map(drop)
+    }
 }
-
-const PG: Sql = Sql {
-    insert_bindings: "INSERT INTO member_identity (kind, openid, unionid)
-        SELECT kind, openid, unionid FROM jsonb_to_recordset($1::jsonb) AS x(kind text, openid text, unionid text)
-        ON CONFLICT DO NOTHING RETURNING kind, openid",
-    bindings_of_openids: "SELECT kind, openid, unionid FROM member_identity
-        WHERE openid IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    bindings_of_unionids: "SELECT kind, openid, unionid FROM member_identity
-        WHERE unionid IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    insert_events: "INSERT INTO events (event_id, type, occurred_at, received_at, day, member_key, unionid,
-            oa_openid, mp_openid, source_from, source_type, source_id, scene, props, source_extra, context, schema_version)
-        SELECT event_id, type, occurred_at, received_at, day, member_key, unionid,
-            oa_openid, mp_openid, source_from, source_type, source_id, scene, props, source_extra, context, schema_version
-        FROM jsonb_to_recordset($1::jsonb) AS x(event_id uuid, type text, occurred_at timestamptz,
-            received_at timestamptz, day date, member_key text, unionid text, oa_openid text, mp_openid text,
-            source_from text, source_type text, source_id text, scene bigint, props jsonb, source_extra jsonb,
-            context jsonb, schema_version int)
-        ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, member_key",
-    events_to_rekey: "SELECT event_id::text, oa_openid, mp_openid, member_key FROM events
-        WHERE (oa_openid IN (SELECT jsonb_array_elements_text($1::jsonb))
-            OR mp_openid IN (SELECT jsonb_array_elements_text($2::jsonb)))
-          AND (member_key LIKE 'oa:%' OR member_key LIKE 'mp:%')",
-    rekey: "UPDATE events e SET member_key = x.member_key, unionid = x.unionid
-        FROM jsonb_to_recordset($1::jsonb) AS x(event_id uuid, member_key text, unionid text)
-        WHERE e.event_id = x.event_id",
-    seen_range: "SELECT member_key,
-            to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-            to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-        FROM events WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb)) GROUP BY member_key",
-    member_events: "SELECT member_key, event_id::text, type,
-            to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), source_from, props::text
-        FROM events WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    delete_profiles: "DELETE FROM member_profile WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    insert_profiles: "INSERT INTO member_profile (member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at,
-            first_from, following, followed_at, follow_via, orders_paid, revenue_fen, first_paid_at, last_paid_at,
-            coupons_claimed, coupons_redeemed, activity_notifications, last_prompt_at)
-        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(member_key text, unionid text, oa_openid text,
-            mp_openid text, first_seen_at timestamptz, last_seen_at timestamptz, first_from text, following boolean,
-            followed_at timestamptz, follow_via text, orders_paid bigint, revenue_fen bigint,
-            first_paid_at timestamptz, last_paid_at timestamptz, coupons_claimed bigint, coupons_redeemed bigint,
-            activity_notifications boolean, last_prompt_at timestamptz)",
-    // A pseudonym is a function of the member key: a member that keeps its profile keeps its row.
-    delete_pseudonyms: "DELETE FROM member_pseudonym WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))
-        AND member_key NOT IN (SELECT x ->> 'member_key' FROM jsonb_array_elements($2::jsonb) AS x)",
-    insert_pseudonyms: "INSERT INTO member_pseudonym (member_key, pseudonym)
-        SELECT member_key, pseudonym FROM jsonb_to_recordset($1::jsonb) AS x(member_key text, pseudonym text)
-        ON CONFLICT (member_key) DO NOTHING",
-};
-
-const SQLITE: Sql = Sql {
-    insert_bindings: "INSERT INTO member_identity (kind, openid, unionid)
-        SELECT value ->> 'kind', value ->> 'openid', value ->> 'unionid' FROM json_each($1) WHERE true
-        ON CONFLICT DO NOTHING RETURNING kind, openid",
-    bindings_of_openids: "SELECT kind, openid, unionid FROM member_identity
-        WHERE openid IN (SELECT value FROM json_each($1))",
-    bindings_of_unionids: "SELECT kind, openid, unionid FROM member_identity
-        WHERE unionid IN (SELECT value FROM json_each($1))",
-    insert_events: "INSERT INTO events (event_id, type, occurred_at, received_at, day, member_key, unionid,
-            oa_openid, mp_openid, source_from, source_type, source_id, scene, props, source_extra, context, schema_version)
-        SELECT value ->> 'event_id', value ->> 'type', value ->> 'occurred_at', value ->> 'received_at',
-            value ->> 'day', value ->> 'member_key', value ->> 'unionid', value ->> 'oa_openid',
-            value ->> 'mp_openid', value ->> 'source_from', value ->> 'source_type', value ->> 'source_id',
-            value ->> 'scene', value -> 'props', nullif(value -> 'source_extra', 'null'),
-            nullif(value -> 'context', 'null'), value ->> 'schema_version'
-        FROM json_each($1) WHERE true
-        ON CONFLICT (event_id) DO NOTHING RETURNING event_id, member_key",
-    events_to_rekey: "SELECT event_id, oa_openid, mp_openid, member_key FROM events
-        WHERE (oa_openid IN (SELECT value FROM json_each($1)) OR mp_openid IN (SELECT value FROM json_each($2)))
-          AND (member_key LIKE 'oa:%' OR member_key LIKE 'mp:%')",
-    rekey: "UPDATE events SET member_key = x.value ->> 'member_key', unionid = x.value ->> 'unionid'
-        FROM json_each($1) AS x WHERE events.event_id = x.value ->> 'event_id'",
-    seen_range: "SELECT member_key, min(occurred_at), max(occurred_at)
-        FROM events WHERE member_key IN (SELECT value FROM json_each($1)) GROUP BY member_key",
-    member_events: "SELECT member_key, event_id, type, occurred_at, source_from, props
-        FROM events WHERE member_key IN (SELECT value FROM json_each($1))",
-    delete_profiles: "DELETE FROM member_profile WHERE member_key IN (SELECT value FROM json_each($1))",
-    insert_profiles: "INSERT INTO member_profile (member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at,
-            first_from, following, followed_at, follow_via, orders_paid, revenue_fen, first_paid_at, last_paid_at,
-            coupons_claimed, coupons_redeemed, activity_notifications, last_prompt_at)
-        SELECT value ->> 'member_key', value ->> 'unionid', value ->> 'oa_openid', value ->> 'mp_openid',
-            value ->> 'first_seen_at', value ->> 'last_seen_at', value ->> 'first_from', value ->> 'following',
-            value ->> 'followed_at', value ->> 'follow_via', value ->> 'orders_paid', value ->> 'revenue_fen',
-            value ->> 'first_paid_at', value ->> 'last_paid_at', value ->> 'coupons_claimed',
-            value ->> 'coupons_redeemed', value ->> 'activity_notifications', value ->> 'last_prompt_at'
-        FROM json_each($1) WHERE true",
-    delete_pseudonyms: "DELETE FROM member_pseudonym WHERE member_key IN (SELECT value FROM json_each($1))
-        AND member_key NOT IN (SELECT value ->> 'member_key' FROM json_each($2))",
-    insert_pseudonyms: "INSERT INTO member_pseudonym (member_key, pseudonym)
-        SELECT value ->> 'member_key', value ->> 'pseudonym' FROM json_each($1) WHERE true
-        ON CONFLICT (member_key) DO NOTHING",
-};
-
-macro_rules! core_db {
-    ($conn:ty, $sql:expr) => {
-        #[async_trait]
-        impl CoreDb for $conn {
-            async fn insert_bindings(
-                &mut self,
-                rows: &str,
-            ) -> Result<Vec<(String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.insert_bindings)
-                    .bind(rows)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn bindings_of_openids(
-                &mut self,
-                openids: &str,
-            ) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.bindings_of_openids)
-                    .bind(openids)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn bindings_of_unionids(
-                &mut self,
-                unionids: &str,
-            ) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.bindings_of_unionids)
-                    .bind(unionids)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn insert_events(
-                &mut self,
-                rows: &str,
-            ) -> Result<Vec<(String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.insert_events)
-                    .bind(rows)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn events_to_rekey(
-                &mut self,
-                oa: &str,
-                mp: &str,
-            ) -> Result<Vec<StaleRow>, StoreError> {
-                Ok(sqlx::query_as($sql.events_to_rekey)
-                    .bind(oa)
-                    .bind(mp)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn rekey(&mut self, rows: &str) -> Result<(), StoreError> {
-                sqlx::query($sql.rekey).bind(rows).execute(self).await?;
-                Ok(())
-            }
-            async fn seen_range(
-                &mut self,
-                keys: &str,
-            ) -> Result<Vec<(String, String, String)>, StoreError> {
-                Ok(sqlx::query_as($sql.seen_range)
-                    .bind(keys)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn member_events(&mut self, keys: &str) -> Result<Vec<ProfileRow>, StoreError> {
-                Ok(sqlx::query_as($sql.member_events)
-                    .bind(keys)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn replace_profiles(&mut self, keys: &str, rows: &str) -> Result<(), StoreError> {
-                sqlx::query($sql.delete_profiles)
-                    .bind(keys)
-                    .execute(&mut *self)
-                    .await?;
-                sqlx::query($sql.insert_profiles)
-                    .bind(rows)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
-            }
-            async fn replace_pseudonyms(
-                &mut self,
-                keys: &str,
-                rows: &str,
-            ) -> Result<(), StoreError> {
-                sqlx::query($sql.delete_pseudonyms)
-                    .bind(keys)
-                    .bind(rows)
-                    .execute(&mut *self)
-                    .await?;
-                sqlx::query($sql.insert_pseudonyms)
-                    .bind(rows)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
-            }
-        }
-    };
-}
-
-core_db!(sqlx::PgConnection, PG);
-core_db!(sqlx::SqliteConnection, SQLITE);

@@ -4,13 +4,21 @@
 //! moves the log positions in the same transaction.
 
 pub mod ab;
+pub mod ab_readout;
 pub mod core;
 pub mod erasure;
-pub mod facts;
+pub mod linkage;
 pub mod member_personal;
 pub mod member_profile;
-mod metrics;
+mod members;
+pub mod orders;
 pub mod read;
+pub mod retention_follower;
+pub mod retention_repurchase;
+pub mod retention_weekly;
+mod sql;
+pub mod time;
+mod traffic;
 
 use async_trait::async_trait;
 use liandong_event::Event;

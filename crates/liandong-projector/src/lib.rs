@@ -306,16 +306,9 @@ impl Projector {
         match &self.store {
             ReadStore::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                // Batches of one projection apply one at a time, across every projector
-                // instance: a batch reads what earlier batches wrote (identity bindings, a
-                // member's events, a day's facts), and two concurrent transactions on different
-                // partitions would each miss the other's writes (write skew) — a binding could
-                // miss an event it must re-key. Instances still share the fetching, decoding and
-                // failover; the lock is held only for the transaction.
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(format!("liandong.projection.{name}"))
-                    .execute(&mut *tx)
-                    .await?;
+                // Batches of several instances apply concurrently: the projection serializes
+                // only what two of them share (an identifier, a member, an A/B experiment)
+                // with locks inside this transaction; positions move by compare-and-set.
                 self.projection.apply(Tx::Postgres(&mut tx), events).await?;
                 liandong_store::advance_pg(&mut tx, name, version, advances).await?;
                 tx.commit().await?;

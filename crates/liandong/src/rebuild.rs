@@ -62,9 +62,9 @@ async fn reset(store: &ReadStore, p: &dyn Projection) -> anyhow::Result<()> {
     match store {
         ReadStore::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            // Waits for the batch a running projector may be applying (same lock).
-            liandong_store::sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(format!("liandong.projection.{name}"))
+            // A batch that has moved its positions already is waited for; one that has not
+            // will find them gone (its compare-and-set fails) and roll back.
+            liandong_store::sqlx::query("LOCK TABLE liandong_positions IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
                 .await?;
             let stored: Option<i32> = liandong_store::sqlx::query_scalar(VERSION)

@@ -1,0 +1,242 @@
+//! The SQL dialect layer of the read models: the one place that knows how PostgreSQL and the
+//! embedded SQLite store differ. A read model writes each statement once, as a function of the
+//! [`Dialect`], with these helpers for the parts that differ (reading a JSON array as records,
+//! writing a time as canonical text, taking a lock); [`Db`] runs it on a connection of either.
+//!
+//! Every argument is text: a JSON array of records or values, so one statement handles a whole
+//! batch in one round trip, whatever its size.
+
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use liandong_store::{Dialect, StoreError};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+/// A statement written once for both dialects; its text is built on first use and kept.
+pub(crate) struct Statement {
+    build: fn(Dialect) -> String,
+    texts: [OnceLock<String>; 2],
+}
+
+impl Statement {
+    pub(crate) const fn new(build: fn(Dialect) -> String) -> Statement {
+        Statement {
+            build,
+            texts: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    pub(crate) fn text(&self, d: Dialect) -> &str {
+        let slot = match d {
+            Dialect::Postgres => &self.texts[0],
+            Dialect::Sqlite => &self.texts[1],
+        };
+        slot.get_or_init(|| (self.build)(d))
+    }
+}
+
+/// The type of a column read from a JSON record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ty {
+    Text,
+    /// A time, as canonical RFC 3339 text in JSON (see [`crate::member_profile::ts`]).
+    Ts,
+    Date,
+    Bool,
+    Int,
+    Float,
+    /// A JSON value (`jsonb` on PostgreSQL, its text on SQLite).
+    Json,
+    /// An event id (`uuid` on PostgreSQL, text on SQLite).
+    Uuid,
+}
+
+impl Ty {
+    fn pg(self) -> &'static str {
+        match self {
+            Ty::Text => "text",
+            Ty::Ts => "timestamptz",
+            Ty::Date => "date",
+            Ty::Bool => "boolean",
+            Ty::Int => "bigint",
+            Ty::Float => "double precision",
+            Ty::Json => "jsonb",
+            Ty::Uuid => "uuid",
+        }
+    }
+}
+
+/// Columns of a record set: name and type.
+pub(crate) type Columns = &'static [(&'static str, Ty)];
+
+/// The JSON array in parameter `$n` as a relation named `alias` with `cols`, for a FROM clause.
+pub(crate) fn records(d: Dialect, n: usize, alias: &str, cols: Columns) -> String {
+    match d {
+        Dialect::Postgres => {
+            let typed: Vec<String> = cols
+                .iter()
+                .map(|(c, t)| format!("{c} {}", t.pg()))
+                .collect();
+            format!(
+                "jsonb_to_recordset(${n}::jsonb) AS {alias}({})",
+                typed.join(", ")
+            )
+        }
+        Dialect::Sqlite => {
+            let values: Vec<String> = cols
+                .iter()
+                .map(|(c, _)| format!("value ->> '{c}' AS {c}"))
+                .collect();
+            format!(
+                "(SELECT {} FROM json_each(${n})) AS {alias}",
+                values.join(", ")
+            )
+        }
+    }
+}
+
+/// The JSON array of strings in parameter `$n` as a subquery of values, for `IN`.
+pub(crate) fn values(d: Dialect, n: usize) -> String {
+    match d {
+        Dialect::Postgres => format!("(SELECT jsonb_array_elements_text(${n}::jsonb))"),
+        Dialect::Sqlite => format!("(SELECT value FROM json_each(${n}))"),
+    }
+}
+
+/// `INSERT INTO table (cols) SELECT cols FROM <the records in $1>`, without a conflict clause.
+pub(crate) fn insert(d: Dialect, table: &str, cols: Columns) -> String {
+    let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
+    format!(
+        "INSERT INTO {table} ({names}) SELECT {names} FROM {} WHERE true",
+        records(d, 1, "x", cols),
+        names = names.join(", ")
+    )
+}
+
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new value.
+pub(crate) fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+    let set: Vec<String> = cols
+        .iter()
+        .filter(|(c, _)| !key.contains(c))
+        .map(|(c, _)| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "{} ON CONFLICT ({}) DO UPDATE SET {}",
+        insert(d, table, cols),
+        key.join(", "),
+        set.join(", ")
+    )
+}
+
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET c = c + excluded.c` for every other column: a
+/// commutative update, so concurrent batches may add to the same rows. Rows come sorted by key
+/// (the caller's BTreeMap order), so two batches lock shared rows in the same order.
+pub(crate) fn add_counts(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+    let set: Vec<String> = cols
+        .iter()
+        .filter(|(c, _)| !key.contains(c))
+        .map(|(c, _)| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "{} ON CONFLICT ({}) DO UPDATE SET {}",
+        insert(d, table, cols),
+        key.join(", "),
+        set.join(", ")
+    )
+}
+
+/// A time column as canonical text (RFC 3339, UTC, microseconds), as the folds parse it.
+pub(crate) fn ts_text(d: Dialect, col: &str) -> String {
+    match d {
+        Dialect::Postgres => {
+            format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        }
+        Dialect::Sqlite => col.to_owned(),
+    }
+}
+
+/// A column as text (dates, uuids).
+pub(crate) fn text(d: Dialect, col: &str) -> String {
+    match d {
+        Dialect::Postgres => format!("{col}::text"),
+        Dialect::Sqlite => col.to_owned(),
+    }
+}
+
+/// What a row decodes into on both stores (a tuple of `String`, `Option<String>`, `i64`, `bool`).
+pub(crate) trait Row:
+    for<'r> sqlx::FromRow<'r, PgRow> + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin + 'static
+{
+}
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, PgRow>
+        + for<'r> sqlx::FromRow<'r, SqliteRow>
+        + Send
+        + Unpin
+        + 'static
+{
+}
+
+/// A connection of either store, inside the projector's transaction.
+#[async_trait]
+pub(crate) trait Db: Send {
+    /// Runs `s` with text arguments `$1…`; returns the rows it changed.
+    async fn exec(&mut self, s: &Statement, args: &[&str]) -> Result<u64, StoreError>;
+    async fn fetch<T: Row>(&mut self, s: &Statement, args: &[&str]) -> Result<Vec<T>, StoreError>;
+    /// Serializes this transaction against every other one that locks any of `keys` (JSON array
+    /// of strings), until it ends. The keys are locked in sorted order, so two transactions
+    /// that lock overlapping sets in one call each never deadlock on them. No-op on SQLite,
+    /// whose transactions already write one at a time.
+    async fn lock(&mut self, keys: &str) -> Result<(), StoreError>;
+}
+
+static LOCK: Statement = Statement::new(|_| {
+    // The subquery sorts; the aggregate forces every lock to be taken before the row returns.
+    "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtextextended(k, 7) AS h
+        FROM jsonb_array_elements_text($1::jsonb) AS k ORDER BY 1) AS s"
+        .to_owned()
+});
+
+macro_rules! db {
+    ($conn:ty, $dialect:expr) => {
+        #[async_trait]
+        impl Db for $conn {
+            async fn exec(&mut self, s: &Statement, args: &[&str]) -> Result<u64, StoreError> {
+                let mut q = sqlx::query(s.text($dialect));
+                for a in args {
+                    q = q.bind(*a);
+                }
+                Ok(q.execute(self).await?.rows_affected())
+            }
+            async fn fetch<T: Row>(
+                &mut self,
+                s: &Statement,
+                args: &[&str],
+            ) -> Result<Vec<T>, StoreError> {
+                let mut q = sqlx::query_as::<_, T>(s.text($dialect));
+                for a in args {
+                    q = q.bind(*a);
+                }
+                Ok(q.fetch_all(self).await?)
+            }
+            async fn lock(&mut self, keys: &str) -> Result<(), StoreError> {
+                if $dialect == Dialect::Postgres && keys != "[]" {
+                    sqlx::query(LOCK.text($dialect))
+                        .bind(keys)
+                        .execute(self)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+db!(sqlx::PgConnection, Dialect::Postgres);
+db!(sqlx::SqliteConnection, Dialect::Sqlite);
+
+/// A JSON text of `v`. Serializing the plain data structs of the read models cannot fail.
+pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+}
