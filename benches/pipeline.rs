@@ -13,7 +13,7 @@
 //!
 //! Knobs: BENCH_EVENTS (100000), BENCH_CLIENTS (8), BENCH_PARTITIONS (12). See benches/README.md.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -111,7 +111,7 @@ async fn run() -> anyhow::Result<()> {
     let kafka = env_service(KAFKA_VAR);
     let pg = env_service(PG_URL_VAR);
     // BENCH_PARTS=a or =b runs one part alone (both by default), e.g. to look into one of them.
-    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "a,b".into());
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "a,b,c".into());
     let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     ensure!(n > 0, "BENCH_EVENTS must be at least 1");
 
@@ -353,6 +353,96 @@ async fn run() -> anyhow::Result<()> {
                 thousands(b.consume_per_s),
                 thousands(b.consume_steady_per_s)
             );
+        }
+    }
+
+    // c. Live traffic against members' stored history
+    match &pg {
+        _ if !part("c") => skipped.push("c. history: not in BENCH_PARTS".into()),
+        None => skipped.push(format!("c. history: no PostgreSQL ({PG_URL_VAR} unset)")),
+        Some(admin) => {
+            let runs = bench_history(admin).await.context("c. history")?;
+            let fresh = runs.first().map(|r| r.run.events_per_s).unwrap_or(1.0);
+            let mut json_runs = Vec::new();
+            for r in &runs {
+                let live = r.live as f64;
+                rows.push(Row {
+                    figure: format!(
+                        "c. live events/s, {} members with ~{} stored events each",
+                        r.members, r.history
+                    ),
+                    liandong: thousands(r.run.events_per_s),
+                    baseline: format!("{} (~{} stored)", thousands(fresh), runs[0].history),
+                    ratio: format!("{:.2}", r.run.events_per_s / fresh),
+                });
+                rows.push(Row {
+                    figure: "   PG rows read / written per live event".into(),
+                    liandong: format!(
+                        "{:.1} / {:.1}",
+                        r.run.pg.rows_read() as f64 / live,
+                        r.run.pg.rows_written() as f64 / live
+                    ),
+                    baseline: "-".into(),
+                    ratio: String::new(),
+                });
+                json_runs.push(json!({
+                    "members": r.members,
+                    "stored_events_per_member": r.history,
+                    "stored_events": r.stored,
+                    "live_events": r.live,
+                    "live_events_per_s": r.run.events_per_s,
+                    "ratio_to_first": r.run.events_per_s / fresh,
+                    "batches": r.run.batches,
+                    "pg_stat_database": r.run.pg.to_json(),
+                }));
+            }
+            report["history"] = json!(json_runs);
+        }
+    }
+
+    // d. Several projector instances in one consumer group
+    match (&kafka, &pg) {
+        _ if !part("d") => skipped.push("d. parallel projectors: not in BENCH_PARTS".into()),
+        (None, _) => skipped.push(format!(
+            "d. parallel projectors: no Kafka-protocol broker ({KAFKA_VAR} unset)"
+        )),
+        (_, None) => skipped.push(format!(
+            "d. parallel projectors: no PostgreSQL ({PG_URL_VAR} unset)"
+        )),
+        (Some(brokers), Some(admin)) => {
+            let runs = bench_parallel(brokers, admin, &validated, &normalized, partitions)
+                .await
+                .context("d. parallel projectors")?;
+            let one = runs.first().map(|r| r.1.events_per_s).unwrap_or(1.0);
+            let mut json_runs = Vec::new();
+            for (instances, r) in &runs {
+                rows.push(Row {
+                    figure: format!(
+                        "d. {instances} projector(s), {partitions} partitions (events/s)"
+                    ),
+                    liandong: thousands(r.events_per_s),
+                    baseline: format!("{} (1 projector)", thousands(one)),
+                    ratio: format!("{:.2}", r.events_per_s / one),
+                });
+                rows.push(Row {
+                    figure: "   PG transactions open at once: max / mean".into(),
+                    liandong: format!(
+                        "{} / {:.2}",
+                        r.max_open_transactions, r.mean_open_transactions
+                    ),
+                    baseline: "-".into(),
+                    ratio: String::new(),
+                });
+                json_runs.push(json!({
+                    "instances": instances,
+                    "events_per_s": r.events_per_s,
+                    "batches": r.batches,
+                    "max_open_transactions": r.max_open_transactions,
+                    "mean_open_transactions": r.mean_open_transactions,
+                    "pg_stat_database": r.pg.to_json(),
+                }));
+            }
+            report["parallel"] = json!(json_runs);
         }
     }
 
@@ -889,7 +979,7 @@ async fn bench_projector(
     println!("b. projector: topic {prefix}.events pre-filled with {n} events");
 
     let kafka_log: Arc<dyn EventLog> = log.clone();
-    let on_kafka = project(kafka_log, &prefix, pg_admin, n).await?;
+    let on_kafka = project(kafka_log, &prefix, pg_admin, &fresh_db().await?, 0, n).await?;
     println!(
         "   liandong: {n} projected in {:.2}s = {} events/s ({} batches, first after {:.2}s)",
         on_kafka.wall.as_secs_f64(),
@@ -905,7 +995,15 @@ async fn bench_projector(
     for chunk in records.chunks(PREFILL_CHUNK) {
         embedded.append(Stream::Events, chunk.to_vec()).await?;
     }
-    let on_embedded = project(embedded, &format!("{prefix}-embedded"), pg_admin, n).await?;
+    let on_embedded = project(
+        embedded,
+        &format!("{prefix}-embedded"),
+        pg_admin,
+        &fresh_db().await?,
+        0,
+        n,
+    )
+    .await?;
     println!(
         "   liandong on the embedded log: {n} projected in {:.2}s = {} events/s ({} batches)",
         on_embedded.wall.as_secs_f64(),
@@ -979,57 +1077,118 @@ struct ProjectRun {
     batches: u64,
     records: u64,
     pg: PgCounters,
+    /// Transactions of the database open at once (sampled every 20 ms): the most, and on average.
+    max_open_transactions: i64,
+    mean_open_transactions: f64,
 }
 
-async fn project(
-    log_dyn: Arc<dyn EventLog>,
-    prefix: &str,
-    pg_admin: &str,
-    n: usize,
-) -> anyhow::Result<ProjectRun> {
-    // A fresh database with the read models' tables; its pool is closed before measuring so
-    // that only the projector's work lands in the database's statistics.
+/// A fresh PostgreSQL database with the read models' tables.
+async fn fresh_db() -> anyhow::Result<TestStore> {
     let db = TestStore::postgres()
         .await
         .context("a fresh PostgreSQL database")?;
     liandong_projections::migrate(db.store()).await?;
-    close(db.store()).await;
-    let before = settled_counters(pg_admin, &db).await?;
+    Ok(db)
+}
 
-    let store = ReadStore::connect(db.url()).await?;
+/// Projects the `n` records of `log` into `db`, which holds `stored` events already.
+async fn project(
+    log_dyn: Arc<dyn EventLog>,
+    prefix: &str,
+    pg_admin: &str,
+    db: &TestStore,
+    stored: usize,
+    n: usize,
+) -> anyhow::Result<ProjectRun> {
+    project_with(log_dyn, prefix, pg_admin, db, stored, n, 1).await
+}
+
+/// [`project`] with `instances` projectors in one consumer group, each with its own pool, as
+/// separate `liandong project` processes would run.
+async fn project_with(
+    log_dyn: Arc<dyn EventLog>,
+    prefix: &str,
+    pg_admin: &str,
+    db: &TestStore,
+    stored: usize,
+    n: usize,
+    instances: usize,
+) -> anyhow::Result<ProjectRun> {
+    // The test store's pool is closed before measuring so that only the projector's work lands
+    // in the database's statistics.
+    close(db.store()).await;
+    let before = settled_counters(pg_admin, db).await?;
+
     let projection: Arc<dyn Projection> = Arc::new(CoreProjection::new(
         chrono_tz::Asia::Shanghai,
         liandong_testkit::test_vault(),
     ));
-    let projector = Projector::new(
-        store.clone(),
-        log_dyn.clone(),
-        projection.clone(),
-        ProjectorConfig {
-            group_prefix: prefix.to_owned(),
-            max_batch: MAX_BATCH,
-            poll_wait: Duration::from_millis(200),
-        },
-    );
-    let stats = projector.stats();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut stores = Vec::new();
+    let mut stats = Vec::new();
+    let mut stops = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     let started = Instant::now();
-    let mut task = tokio::spawn(projector.run(async move {
-        let _ = stopped.await;
-    }));
+    for _ in 0..instances.max(1) {
+        let store = ReadStore::connect(db.url()).await?;
+        let projector = Projector::new(
+            store.clone(),
+            log_dyn.clone(),
+            projection.clone(),
+            ProjectorConfig {
+                group_prefix: prefix.to_owned(),
+                max_batch: MAX_BATCH,
+                poll_wait: Duration::from_millis(200),
+            },
+        );
+        stats.push(projector.stats());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        stores.push(store);
+        tasks.spawn(projector.run(async move {
+            let _ = stopped.await;
+        }));
+    }
+    let store = stores[0].clone();
+    let sum = |f: fn(&liandong_projector::ProjectorStats) -> u64| -> u64 {
+        stats.iter().map(|s| f(s)).sum()
+    };
+    // Transactions of the database open at once, sampled from pg_stat_activity.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (admin, name, sampling) = (pg_admin.to_owned(), db_name(db.url()), sampling.clone());
+        tokio::spawn(async move {
+            let mut conn = sqlx::PgConnection::connect(&admin).await?;
+            let (mut max, mut samples, mut total) = (0i64, 0i64, 0i64);
+            while sampling.load(Ordering::Relaxed) {
+                let open: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND xact_start IS NOT NULL
+                       AND state <> 'idle'",
+                )
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
+                max = max.max(open);
+                total += open;
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            conn.close().await?;
+            anyhow::Ok((max, total as f64 / samples.max(1) as f64))
+        })
+    };
     let mut to_first_batch = None;
     let wall = loop {
         // The stats are an atomic read; the authoritative status (stored positions against
         // the log's end offsets) is asked only once they say everything was applied, so the
         // check does not load the broker during the measurement.
         tokio::select! {
-            done = &mut task => bail!("the projector stopped early: {:?}", done?),
+            done = tasks.join_next() => bail!("a projector stopped early: {:?}", done),
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
-        if to_first_batch.is_none() && stats.batches.load(Ordering::Relaxed) > 0 {
+        if to_first_batch.is_none() && sum(|s| s.batches.load(Ordering::Relaxed)) > 0 {
             to_first_batch = Some(started.elapsed());
         }
-        if stats.records.load(Ordering::Relaxed) >= n as u64 {
+        if sum(|s| s.records.load(Ordering::Relaxed)) >= n as u64 {
             let status =
                 liandong_projector::status(&store, log_dyn.as_ref(), &[projection.as_ref()])
                     .await?;
@@ -1041,25 +1200,34 @@ async fn project(
             started.elapsed() < PROJECTOR_TIMEOUT,
             "the projector did not catch up within {}s: {} of {n} events applied in {} batches",
             PROJECTOR_TIMEOUT.as_secs(),
-            stats.records.load(Ordering::Relaxed),
-            stats.batches.load(Ordering::Relaxed)
+            sum(|s| s.records.load(Ordering::Relaxed)),
+            sum(|s| s.batches.load(Ordering::Relaxed))
         );
     };
-    let _ = stop.send(());
-    task.await??;
-    close(&store).await;
-    let projector_pg = settled_counters(pg_admin, &db).await?.minus(&before);
+    sampling.store(false, Ordering::Relaxed);
+    let (max_open, mean_open) = sampler.await??;
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    for s in &stores {
+        close(s).await;
+    }
+    let projector_pg = settled_counters(pg_admin, db).await?.minus(&before);
     let mut conn = sqlx::PgConnection::connect(db.url()).await?;
     let rows_in_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&mut conn)
         .await?;
     conn.close().await?;
     ensure!(
-        rows_in_events == n as i64,
-        "the projector stored {rows_in_events} events, the log holds {n}"
+        rows_in_events == (stored + n) as i64,
+        "the projector stored {} events, the log holds {n}",
+        rows_in_events - stored as i64
     );
-    let batches = stats.batches.load(Ordering::Relaxed);
-    let records_applied = stats.records.load(Ordering::Relaxed);
+    let batches = sum(|s| s.batches.load(Ordering::Relaxed));
+    let records_applied = sum(|s| s.records.load(Ordering::Relaxed));
     let to_first_batch = to_first_batch.unwrap_or(wall);
     let events_per_s = per_sec(n, wall);
     // Excludes start-up (rebuild check, consumer group join); the events of the first batch
@@ -1078,6 +1246,8 @@ async fn project(
         batches,
         records: records_applied,
         pg: projector_pg,
+        max_open_transactions: max_open,
+        mean_open_transactions: mean_open,
     })
 }
 
@@ -1305,4 +1475,175 @@ async fn settled_counters(admin: &str, db: &TestStore) -> anyhow::Result<PgCount
     }
     conn.close().await?;
     pg_counters(admin, db).await
+}
+
+/// One history size of part c.
+struct HistoryRun {
+    members: usize,
+    history: usize,
+    stored: usize,
+    live: usize,
+    run: ProjectRun,
+}
+
+/// c. The same live traffic — `BENCH_LIVE` (default 10) new events for each of
+/// `BENCH_HISTORY_MEMBERS` (default 1000) members — projected from the embedded log into
+/// PostgreSQL, where those members already have ~H stored events each, for each H of
+/// `BENCH_HISTORY` (default `10,200,1000`). The history is the scenario's earlier events of the
+/// same members (applied straight through the projection, not measured); the live events are
+/// each member's latest ones.
+async fn bench_history(pg_admin: &str) -> anyhow::Result<Vec<HistoryRun>> {
+    let members = env_usize("BENCH_HISTORY_MEMBERS", 1000).max(1);
+    let live_per_member = env_usize("BENCH_LIVE", 10).max(1);
+    let sizes: Vec<usize> = std::env::var("BENCH_HISTORY")
+        .unwrap_or_else(|_| "10,200,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("BENCH_HISTORY: comma-separated numbers of stored events per member")?;
+    let schemas = Schemas::load()?;
+    let projection = CoreProjection::new(chrono_tz::Asia::Shanghai, liandong_testkit::test_vault());
+    let mut out = Vec::new();
+    for history in sizes {
+        let per_member = history + live_per_member;
+        // A year of traffic at most, ending a day before now; busier members for longer history.
+        let days = (per_member as i64 / 3).clamp(30, 365);
+        let start = (Utc::now() - chrono::Duration::days(days + 1))
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc();
+        let wire = scenario::events(&Shape {
+            seed: 11,
+            members,
+            events_per_member: per_member,
+            start,
+            days,
+        });
+        let now = Utc::now();
+        let mut by_member: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for v in &wire {
+            let e = schemas
+                .validate(v, now)
+                .context("the scenario made an invalid event")?;
+            by_member
+                .entry(e.user.own_member_key())
+                .or_default()
+                .push(e);
+        }
+        let (mut stored, mut live) = (Vec::new(), Vec::new());
+        for (_, mut events) in by_member {
+            events.sort_by_key(|e| e.occurred_utc());
+            let cut = events.len().saturating_sub(live_per_member);
+            live.extend(events.split_off(cut));
+            stored.extend(events);
+        }
+        live.sort_by_key(|e| e.occurred_utc());
+
+        let db = fresh_db().await?;
+        liandong_testkit::fresh_core(db.store(), &projection).await;
+        let preload = Instant::now();
+        for chunk in stored.chunks(PREFILL_CHUNK) {
+            liandong_testkit::apply_batch(db.store(), &projection, chunk).await;
+        }
+        println!(
+            "c. history: {members} members, {} stored events (~{history} each) loaded in {:.1}s",
+            stored.len(),
+            preload.elapsed().as_secs_f64()
+        );
+        let dir = tempfile::tempdir()?;
+        let log = liandong_log::EmbeddedLog::open(dir.path())?;
+        let records: Vec<Record> = live
+            .iter()
+            .map(|e| Record {
+                key: record_key(e),
+                event_id: e.event_id.to_string(),
+                payload: serde_json::to_vec(e).expect("an Event serializes"),
+            })
+            .collect();
+        for chunk in records.chunks(PREFILL_CHUNK) {
+            log.append(Stream::Events, chunk.to_vec()).await?;
+        }
+        let prefix = format!("bench-history-{}", Uuid::new_v4().simple());
+        let run = project(log, &prefix, pg_admin, &db, stored.len(), live.len()).await?;
+        println!(
+            "   {} live events projected in {:.2}s = {} events/s",
+            live.len(),
+            run.wall.as_secs_f64(),
+            thousands(run.events_per_s)
+        );
+        out.push(HistoryRun {
+            members,
+            history,
+            stored: stored.len(),
+            live: live.len(),
+            run,
+        });
+    }
+    Ok(out)
+}
+
+/// d. The same pre-filled topic projected by 1, 2 and 4 projector instances of one consumer
+/// group (`BENCH_INSTANCES`, default `1,2,4`), each run into a fresh database; every run's
+/// read models must equal the first's.
+async fn bench_parallel(
+    brokers: &str,
+    pg_admin: &str,
+    events: &[Event],
+    normalized: &[Vec<u8>],
+    partitions: i32,
+) -> anyhow::Result<Vec<(usize, ProjectRun)>> {
+    let n = events.len();
+    let counts: Vec<usize> = std::env::var("BENCH_INSTANCES")
+        .unwrap_or_else(|_| "1,2,4".into())
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("BENCH_INSTANCES: comma-separated numbers of projector instances")?;
+    let prefix = format!("bench-parallel-{}", Uuid::new_v4().simple());
+    let log = KafkaLog::connect(kafka_config(brokers, &prefix, partitions, true)).await?;
+    let records: Vec<Record> = events
+        .iter()
+        .zip(normalized)
+        .map(|(e, p)| Record {
+            key: record_key(e),
+            event_id: e.event_id.to_string(),
+            payload: p.clone(),
+        })
+        .collect();
+    for chunk in records.chunks(PREFILL_CHUNK) {
+        log.append(Stream::Events, chunk.to_vec()).await?;
+    }
+    println!("d. parallel: topic {prefix}.events pre-filled with {n} events");
+    let mut out = Vec::new();
+    let mut first: Option<(liandong_testkit::reference::Metrics, Vec<_>)> = None;
+    for instances in counts {
+        let db = fresh_db().await?;
+        // A group per run, so each run reads the topic from the start.
+        let group = format!("{prefix}-{instances}");
+        let run = project_with(log.clone(), &group, pg_admin, &db, 0, n, instances).await?;
+        println!(
+            "   {instances} instance(s): {n} projected in {:.2}s = {} events/s, {} batches, \
+             at most {} transactions open at once",
+            run.wall.as_secs_f64(),
+            thousands(run.events_per_s),
+            run.batches,
+            run.max_open_transactions
+        );
+        let store = ReadStore::connect(db.url()).await?;
+        let got = (
+            liandong_testkit::reference::stored_metrics(&store).await,
+            liandong_projections::read::member_profiles(&store).await?,
+        );
+        close(&store).await;
+        match &first {
+            None => first = Some(got),
+            Some(want) => ensure!(
+                *want == got,
+                "{instances} instances made other read models than the first run"
+            ),
+        }
+        out.push((instances, run));
+    }
+    Ok(out)
 }

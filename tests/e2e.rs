@@ -3,7 +3,7 @@
 //! PostgreSQL. A shuffled stream with duplicates, late identity bindings and invalid events must
 //! leave `events` and `member_profile` equal to the reference model of METRICS.md, with every
 //! invalid event in the dead-letter stream; SIGKILLed processes must lose and double-count
-//! nothing.
+//! nothing, and a PostgreSQL restart under a running projector must leave the same tables.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,6 +23,9 @@ const INGEST: &str = "e2e-ingest-key-0123456789";
 /// Every node of a cluster shares one master key (it wraps the data keys of personal data).
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const SUPPORT: &str = "e2e-support-key-0123456789";
+
+/// The tests that use PostgreSQL hold this for reading; the one that restarts it, for writing.
+static PG: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A liandong process; SIGKILLed when dropped.
 struct Proc {
@@ -351,6 +354,7 @@ async fn embedded_serve_killed_mid_stream_loses_and_doubles_nothing() {
 }
 
 struct KafkaPg {
+    _pg: tokio::sync::RwLockReadGuard<'static, ()>,
     db: TestStore,
     brokers: String,
     prefix: String,
@@ -360,8 +364,10 @@ struct KafkaPg {
 impl KafkaPg {
     async fn new() -> Option<KafkaPg> {
         let brokers = required_env(KAFKA_VAR, "a Kafka-protocol broker")?;
+        let pg = PG.read().await;
         let db = TestStore::postgres().await?;
         Some(KafkaPg {
+            _pg: pg,
             db,
             brokers,
             prefix: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
@@ -458,4 +464,47 @@ async fn kafka_projectors_killed_at_random_moments_lose_and_double_nothing() {
     wait_live(&mut b, k.dir.path()).await;
     wait_caught_up(&a.base, Duration::from_secs(300)).await;
     assert_read_models(k.db.store(), &valid).await;
+}
+
+/// PostgreSQL restarted while the projector is behind the log: the `serve` process keeps
+/// running, its projector retries until the database is back, and resumes exactly after the
+/// last committed batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_projection_the_projector_resumes_exactly() {
+    let _exclusive = PG.write().await;
+    let Some(restart) = required_env(
+        "LIANDONG_TEST_PG_RESTART",
+        "a command that restarts PostgreSQL",
+    ) else {
+        return;
+    };
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LIANDONG_DATA_DIR", dir.path().display().to_string()),
+        ("LIANDONG_DATABASE_URL", db.url().to_owned()),
+        // Small batches: the projector is still busy when the database goes away.
+        ("LIANDONG_PROJECTOR_BATCH", "5".to_owned()),
+    ];
+    let mut serve = spawn("serve", &env, dir.path());
+    wait_live(&mut serve, dir.path()).await;
+    let (stream, valid, _) = traffic(23, 150);
+    send(&serve.base, &stream, 500).await;
+    let behind = lag(&serve.base).await;
+    assert!(behind > 0, "the projector caught up before the restart");
+    let status = std::process::Command::new("sh")
+        .args(["-c", &restart])
+        .status()
+        .expect("the restart command runs");
+    assert!(status.success(), "{restart:?} failed: {status}");
+    wait_caught_up(&serve.base, Duration::from_secs(180)).await;
+    assert!(
+        serve.child.try_wait().unwrap().is_none(),
+        "serve exited when PostgreSQL restarted; logs in {}",
+        dir.path().display()
+    );
+    let store = ReadStore::connect(db.url()).await.unwrap();
+    assert_read_models(&store, &valid).await;
 }

@@ -135,3 +135,43 @@ pub async fn find(store: &ReadStore, needles: &[&str]) -> Vec<(String, String, S
     }
     found
 }
+
+/// The columns of every table and view, by relation: (column, declared type) in column order.
+/// PostgreSQL types are `format_type`'s (`bigint`, `timestamp with time zone`, …); SQLite's are
+/// the declared ones, upper case (empty for a view's computed column).
+pub async fn columns(store: &ReadStore) -> BTreeMap<String, Vec<(String, String)>> {
+    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    match store {
+        ReadStore::Postgres(p) => {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
+                   AND a.attnum > 0 AND NOT a.attisdropped
+                 ORDER BY c.relname, a.attnum",
+            )
+            .fetch_all(p)
+            .await
+            .expect("the PostgreSQL catalog");
+            for (rel, col, ty) in rows {
+                out.entry(rel).or_default().push((col, ty));
+            }
+        }
+        ReadStore::Sqlite(p) => {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT m.name, c.name, upper(c.type) FROM sqlite_schema m
+                 JOIN pragma_table_info(m.name) c
+                 WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%'
+                 ORDER BY m.name, c.cid",
+            )
+            .fetch_all(p)
+            .await
+            .expect("the SQLite catalog");
+            for (rel, col, ty) in rows {
+                out.entry(rel).or_default().push((col, ty));
+            }
+        }
+    }
+    out
+}
