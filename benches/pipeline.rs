@@ -1506,8 +1506,9 @@ async fn bench_history(pg_admin: &str) -> anyhow::Result<Vec<HistoryRun>> {
     let mut out = Vec::new();
     for history in sizes {
         let per_member = history + live_per_member;
-        // A year of traffic at most, ending a day before now; busier members for longer history.
-        let days = (per_member as i64 / 3).clamp(30, 365);
+        // The same density (~3 events per member and day) whatever the history: a longer history
+        // is a longer past, up to a year, ending a day before now.
+        let days = (per_member as i64 / 3).clamp(7, 365);
         let start = (Utc::now() - chrono::Duration::days(days + 1))
             .date_naive()
             .and_hms_opt(0, 0, 0)

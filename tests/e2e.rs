@@ -26,6 +26,8 @@ const SUPPORT: &str = "e2e-support-key-0123456789";
 
 /// The tests that use PostgreSQL hold this for reading; the one that restarts it, for writing.
 static PG: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+/// The same for the broker.
+static BROKER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A liandong process; SIGKILLed when dropped.
 struct Proc {
@@ -355,6 +357,8 @@ async fn embedded_serve_killed_mid_stream_loses_and_doubles_nothing() {
 
 struct KafkaPg {
     _pg: tokio::sync::RwLockReadGuard<'static, ()>,
+    /// `None` for the test that restarts the broker (it holds the write side).
+    _broker: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
     db: TestStore,
     brokers: String,
     prefix: String,
@@ -363,11 +367,17 @@ struct KafkaPg {
 
 impl KafkaPg {
     async fn new() -> Option<KafkaPg> {
+        let broker = BROKER.read().await;
+        KafkaPg::sharing(Some(broker)).await
+    }
+
+    async fn sharing(broker: Option<tokio::sync::RwLockReadGuard<'static, ()>>) -> Option<KafkaPg> {
         let brokers = required_env(KAFKA_VAR, "a Kafka-protocol broker")?;
         let pg = PG.read().await;
         let db = TestStore::postgres().await?;
         Some(KafkaPg {
             _pg: pg,
+            _broker: broker,
             db,
             brokers,
             prefix: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
@@ -507,4 +517,52 @@ async fn postgres_restarted_mid_projection_the_projector_resumes_exactly() {
     );
     let store = ReadStore::connect(db.url()).await.unwrap();
     assert_read_models(&store, &valid).await;
+}
+
+/// The broker killed (SIGKILL) and restarted mid-stream, with two projector processes sharing
+/// the partitions and events still being sent: nothing acknowledged is lost, nothing counts
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarted_mid_stream_two_projectors_lose_nothing() {
+    let _exclusive = BROKER.write().await;
+    let Some(restart) = required_env(
+        "LIANDONG_TEST_KAFKA_RESTART",
+        "a script that restarts the broker",
+    ) else {
+        return;
+    };
+    let Some(k) = KafkaPg::sharing(None).await else {
+        return;
+    };
+    let batch = 20;
+    let mut ingest = spawn("ingest", &k.env(batch), k.dir.path());
+    wait_live(&mut ingest, k.dir.path()).await;
+    let mut a = spawn("project", &k.env(batch), k.dir.path());
+    wait_live(&mut a, k.dir.path()).await;
+    let mut b = spawn("project", &k.env(batch), k.dir.path());
+    wait_live(&mut b, k.dir.path()).await;
+    let (stream, valid, _) = traffic(24, 120);
+    let (first, second) = stream.split_at(stream.len() / 2);
+    send(&ingest.base, first, 250).await;
+    // Once the projectors are under way, kill the broker and start it again.
+    let start = lag(&ingest.base).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lag(&ingest.base).await == start && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = std::process::Command::new(&restart)
+        .status()
+        .expect("the restart script runs");
+    assert!(status.success(), "{restart} failed: {status}");
+    // Ingestion answers 503 until the broker is back; send() retries as clients must.
+    send(&ingest.base, second, 250).await;
+    wait_caught_up(&a.base, Duration::from_secs(300)).await;
+    for p in [&mut ingest, &mut a, &mut b] {
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "a process exited with the broker; logs in {}",
+            k.dir.path().display()
+        );
+    }
+    assert_read_models(k.db.store(), &valid).await;
 }

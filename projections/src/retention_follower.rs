@@ -2,10 +2,11 @@
 //! earliest `oa.follow` with `via = mp_prompt` (`t0`), and those whose latest follow or unfollow
 //! at or before `t0 + 30 days` is a follow.
 //!
-//! A member's row of `fact_follower` is recomputed only when a batch brings it a follow or an
-//! unfollow: two probes of the `(member_key, type, occurred_at)` index (its first prompt follow;
-//! its latest follow or unfollow up to the horizon), which read the member's follow events and
-//! nothing else of its history. The cohort counts move by the difference.
+//! A member's row of `fact_follower` is merged with the batch's follows and unfollows: `t0` is
+//! the earlier of the stored one and the batch's prompt follows; `retained` is probed again (the
+//! latest follow and the latest unfollow up to `t0 + 30 days`, one backward step of the
+//! `(member_key, type, occurred_at)` index each) only when `t0` moved or an event lands before
+//! the horizon. Nothing reads the member's history. The cohort counts move by the difference.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,28 +29,29 @@ pub struct Follower {
     pub retained: bool,
 }
 
-static FIRST: Statement = Statement::new(|d| {
-    format!(
-        "SELECT k.member_key, {} FROM {}",
-        sql::ts_text(
-            d,
-            "(SELECT e.occurred_at FROM events e WHERE e.member_key = k.member_key AND e.type = 'oa.follow'
-               AND e.props ->> 'via' = 'mp_prompt' ORDER BY e.occurred_at, e.event_id LIMIT 1)"
-        ),
-        sql::records(d, 1, "k", &[("member_key", Ty::Text)])
-    )
-});
+/// The type of the member's latest follow or unfollow up to the horizon: the later of two
+/// backward probes of the `(member_key, type, occurred_at)` index, one per type.
 static LATEST: Statement = Statement::new(|d| {
+    let probe = |ty: &str| {
+        format!(
+            "SELECT e.occurred_at, {id} AS event_id, '{ty}' AS type FROM events e
+             WHERE e.member_key = k.member_key AND e.type = '{ty}' AND e.occurred_at <= k.horizon
+             ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1",
+            id = sql::text(d, "e.event_id")
+        )
+    };
     format!(
-        "SELECT k.member_key, (SELECT e.type FROM events e WHERE e.member_key = k.member_key
-           AND e.type IN ('oa.follow', 'oa.unfollow') AND e.occurred_at <= k.horizon
-           ORDER BY e.occurred_at DESC, e.event_id DESC LIMIT 1) FROM {}",
+        "SELECT k.member_key, (SELECT l.type FROM (SELECT * FROM ({}) AS f UNION ALL SELECT * FROM ({}) AS u) AS l
+           ORDER BY l.occurred_at DESC, l.event_id DESC LIMIT 1) FROM {}",
+        probe("oa.follow"),
+        probe("oa.unfollow"),
         sql::records(d, 1, "k", &[("member_key", Ty::Text), ("horizon", Ty::Ts)])
     )
 });
 static OLD: Statement = Statement::new(|d| {
     format!(
-        "SELECT member_key, {}, retained FROM fact_follower WHERE member_key IN {}",
+        "SELECT member_key, {}, {}, retained FROM fact_follower WHERE member_key IN {}",
+        sql::ts_text(d, "t0"),
         sql::text(d, "cohort_day"),
         sql::values(d, 1)
     )
@@ -97,39 +99,87 @@ struct Counts {
     retained: i64,
 }
 
-/// Recomputes the follower row of every member of `added` that got a follow or an unfollow,
-/// and of every member in `reset` (whose old row is dropped first).
+/// Merges the batch's follows and unfollows into the follower rows: `t0` is the earliest prompt
+/// follow (the stored one, or one of the batch's: a member's stored prompt follows are all
+/// behind its stored row), and `retained` is probed again only when `t0` moved or the batch
+/// brings a follow or unfollow at or before `t0 + 30 days`. Members in `reset` start from
+/// nothing (their old row is taken off the counts).
 pub(crate) async fn update<C: Db + ?Sized>(
     db: &mut C,
     tz: Tz,
     added: &BTreeMap<String, Vec<ProfileEvent>>,
     reset: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let mut dirty: BTreeSet<&str> = reset.iter().map(String::as_str).collect();
+    let mut candidates: BTreeMap<&str, Vec<&ProfileEvent>> = BTreeMap::new();
     for (key, events) in added {
-        if events
+        let follows: Vec<&ProfileEvent> = events
             .iter()
-            .any(|e| matches!(e.event_type, EventType::OaFollow | EventType::OaUnfollow))
-        {
-            dirty.insert(key);
+            .filter(|e| matches!(e.event_type, EventType::OaFollow | EventType::OaUnfollow))
+            .collect();
+        if !follows.is_empty() {
+            candidates.insert(key, follows);
         }
     }
+    let mut dirty: BTreeSet<&str> = candidates.keys().copied().collect();
+    dirty.extend(reset.iter().map(String::as_str));
     if dirty.is_empty() {
         return Ok(());
     }
-    let keys: Vec<_> = dirty.iter().map(|k| j!({ "member_key": k })).collect();
-    let mut first: Vec<(String, DateTime<Utc>)> = Vec::new();
-    for (k, at) in db
-        .fetch::<(String, Option<String>)>(&FIRST, &[&json(&keys)])
-        .await?
-    {
-        if let Some(at) = at {
-            first.push((k, parse_ts(&at)?));
+    let keys = json(&dirty);
+    let old = db
+        .fetch::<(String, String, String, bool)>(&OLD, &[&keys])
+        .await?;
+    let mut stored: BTreeMap<String, Follower> = BTreeMap::new();
+    for (k, t0, day, retained) in &old {
+        let cohort_day: NaiveDate = day
+            .parse()
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(format!("day {day:?}: {e}").into())))?;
+        stored.insert(
+            k.clone(),
+            Follower {
+                t0: parse_ts(t0)?,
+                cohort_day,
+                retained: *retained,
+            },
+        );
+    }
+    let mut probe: Vec<(String, DateTime<Utc>)> = Vec::new();
+    let mut new: Vec<(String, Follower)> = Vec::new();
+    for key in &dirty {
+        let before = if reset.contains(*key) {
+            None
+        } else {
+            stored.get(*key)
+        };
+        let events = candidates.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        let prompt = events
+            .iter()
+            .filter(|e| {
+                e.event_type == EventType::OaFollow
+                    && e.props.get("via").and_then(|v| v.as_str()) == Some("mp_prompt")
+            })
+            .map(|e| e.occurred_at)
+            .min();
+        let t0 = match (before.map(|f| f.t0), prompt) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => continue,
+            },
+        };
+        let unchanged = before.is_some_and(|f| {
+            f.t0 == t0
+                && !events
+                    .iter()
+                    .any(|e| e.occurred_at <= t0 + Duration::days(30))
+        });
+        match before {
+            Some(f) if unchanged => new.push(((*key).to_owned(), f.clone())),
+            _ => probe.push(((*key).to_owned(), t0)),
         }
     }
-    let mut new: Vec<(String, Follower)> = Vec::new();
-    if !first.is_empty() {
-        let horizons: Vec<_> = first
+    if !probe.is_empty() {
+        let horizons: Vec<_> = probe
             .iter()
             .map(|(k, t)| j!({"member_key": k, "horizon": ts(&(*t + Duration::days(30)))}))
             .collect();
@@ -138,7 +188,7 @@ pub(crate) async fn update<C: Db + ?Sized>(
             .await?
             .into_iter()
             .collect();
-        for (k, t0) in first {
+        for (k, t0) in probe {
             let retained = latest
                 .get(&k)
                 .is_some_and(|t| t.as_deref() == Some(EventType::OaFollow.as_str()));
@@ -152,10 +202,27 @@ pub(crate) async fn update<C: Db + ?Sized>(
             ));
         }
     }
-
+    let old: Vec<(String, String, bool)> = old
+        .into_iter()
+        .map(|(k, _, day, retained)| (k, day, retained))
+        .collect();
+    // Rows that did not change are left alone.
+    let same: BTreeSet<String> = new
+        .iter()
+        .filter(|(k, f)| !reset.contains(k) && stored.get(k) == Some(f))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let dirty: BTreeSet<&str> = dirty.into_iter().filter(|k| !same.contains(*k)).collect();
+    let old: Vec<(String, String, bool)> = old
+        .into_iter()
+        .filter(|(k, _, _)| !same.contains(k))
+        .collect();
+    let new: Vec<(String, Follower)> = new.into_iter().filter(|(k, _)| !same.contains(k)).collect();
+    if dirty.is_empty() {
+        return Ok(());
+    }
     let keys = json(&dirty);
     let mut deltas: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    let old = db.fetch::<(String, String, bool)>(&OLD, &[&keys]).await?;
     for (_, day, retained) in &old {
         let day: NaiveDate = day
             .parse()

@@ -14,6 +14,8 @@ CREATE TABLE member_order (
     PRIMARY KEY (member_key, order_id)
 );
 CREATE INDEX member_order_paid ON member_order (member_key, paid_at);
+-- The member's first guided order (its linkage conversion t0) in one index step.
+CREATE INDEX member_order_guided ON member_order (member_key, paid_at, order_id) WHERE guided;
 COMMENT ON TABLE member_order IS 'Each member''s paid orders: paid at the first order.paid (by order_id), for its amount; guided = paid within 7 days after an OA-guided visit of the member.';
 
 ALTER TABLE member_profile

@@ -12,6 +12,8 @@ CREATE TABLE member_order (
     PRIMARY KEY (member_key, order_id)
 );
 CREATE INDEX member_order_paid ON member_order (member_key, paid_at);
+-- The member's first guided order (its linkage conversion t0) in one index step.
+CREATE INDEX member_order_guided ON member_order (member_key, paid_at, order_id) WHERE guided;
 
 ALTER TABLE member_profile ADD COLUMN first_visit_at TEXT;
 ALTER TABLE member_profile ADD COLUMN first_visit_event TEXT;
