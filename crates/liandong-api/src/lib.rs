@@ -127,7 +127,7 @@ impl From<QueryRejection> for ApiError {
 #[openapi(
     info(
         title = "liandong query API",
-        description = "Read models of METRICS.md for dashboards. Every metric endpoint needs an \
+        description = "The read models (docs/read-models.md) for dashboards. Every metric endpoint needs an \
             API key of role analyst (or admin) as `Authorization: Bearer <key>`. Dates are \
             YYYY-MM-DD in the configured time zone; the default range is the last 30 days \
             ending today. A rate over a zero denominator is null. In /v1/metrics/summary the \
