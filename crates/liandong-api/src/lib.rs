@@ -139,18 +139,28 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// A query-string rejection in the API's own words, with the parameter it is about. serde says
-/// "unknown field `form`, expected one of `from`, `to`" or "duplicate field `from`"; callers
-/// read `{"error": "form: unknown parameter; expected one of from, to", "parameter": "form"}`.
+/// A query-string rejection in the API's own words, with the parameter it is about. axum says
+/// "Failed to deserialize query string: form: unknown field `form`, expected one of `from`,
+/// `to`" (or "duplicate field `from`", or "limit: invalid digit found in string"); callers read
+/// `{"error": "form: unknown parameter; expected one of from, to", "parameter": "form"}`.
 fn bad_query(text: &str) -> ApiError {
     let serde = text
         .strip_prefix("Failed to deserialize query string: ")
         .unwrap_or(text);
-    let quoted = |s: &str| -> Option<String> {
-        let (_, rest) = s.split_once("field `")?;
-        rest.split_once('`').map(|(name, _)| name.to_owned())
+    // serde_path_to_error puts the parameter's name first, when it knows it.
+    let (path, rest) = match serde.split_once(": ") {
+        Some((p, rest))
+            if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            (Some(p.to_owned()), rest)
+        }
+        _ => (None, serde),
     };
-    let Some(name) = quoted(serde) else {
+    let field = rest
+        .split_once("field `")
+        .and_then(|(_, after)| after.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    let Some(name) = field.or(path) else {
         return ApiError::BadQuery {
             message: serde.to_owned(),
             parameter: None,
@@ -158,18 +168,18 @@ fn bad_query(text: &str) -> ApiError {
     };
     // Echo a bounded prefix of the caller's name only.
     let name: String = name.chars().take(64).collect();
-    let message = if serde.starts_with("unknown field") {
-        match serde.split_once("expected ") {
+    let message = if rest.starts_with("unknown field") {
+        match rest.split_once("expected ") {
             Some((_, expected)) => format!(
                 "{name}: unknown parameter; expected {}",
                 expected.replace('`', "")
             ),
             None => format!("{name}: unknown parameter; this endpoint takes none"),
         }
-    } else if serde.starts_with("duplicate field") {
+    } else if rest.starts_with("duplicate field") {
         format!("{name}: given more than once; expected it at most once")
     } else {
-        format!("{name}: {}", serde.replace('`', ""))
+        format!("{name}: {}", rest.replace('`', ""))
     };
     ApiError::BadQuery {
         message,
@@ -394,11 +404,20 @@ mod tests {
 
     #[test]
     fn query_rejections_name_their_parameter_in_the_apis_words() {
-        let (message, parameter) = parts(bad_query(
+        // As axum words it (with serde_path_to_error's path first), and without the path.
+        for text in [
+            "Failed to deserialize query string: form: unknown field `form`, expected one of `from`, `to`",
             "Failed to deserialize query string: unknown field `form`, expected one of `from`, `to`",
+        ] {
+            let (message, parameter) = parts(bad_query(text));
+            assert_eq!(message, "form: unknown parameter; expected one of from, to");
+            assert_eq!(parameter.as_deref(), Some("form"));
+        }
+        let (message, parameter) = parts(bad_query(
+            "Failed to deserialize query string: limit: invalid digit found in string",
         ));
-        assert_eq!(message, "form: unknown parameter; expected one of from, to");
-        assert_eq!(parameter.as_deref(), Some("form"));
+        assert_eq!(message, "limit: invalid digit found in string");
+        assert_eq!(parameter.as_deref(), Some("limit"));
         let (message, parameter) = parts(bad_query(
             "Failed to deserialize query string: duplicate field `entry`",
         ));
