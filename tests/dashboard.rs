@@ -3,8 +3,11 @@
 //! through chromedriver (WebDriver). It signs in as each role and checks what the page shows
 //! against the query API: every KPI value equals `/v1/metrics/summary` for the page's range,
 //! numbers move without a reload when events arrive, the English switch changes the labels,
-//! a support key sees the member lookup (without identifiers) and no metric, an ingest key is
-//! refused. It saves `target/dashboard.png` (and `dashboard-en.png`, `dashboard-support.png`).
+//! a support key sees the member lookup (without identifiers, codes in words) and no metric,
+//! an ingest key is refused. Switching the language twice keeps the eight KPI sparklines; in
+//! English a Latin font draws the text and the trend legends show every series; the weekly
+//! heat map marks the weeks still in progress; the A/B panel and the traffic tables say what
+//! range and unit they show. It saves `target/dashboard.png` (and `dashboard-en.png`, `dashboard-support.png`).
 //!
 //! Needs `chromedriver` and `chromium`: `LIANDONG_TEST_CHROMEDRIVER` / `LIANDONG_TEST_CHROMIUM`,
 //! or Debian's `/usr/bin/chromedriver` and `/usr/bin/chromium`. Without them the test is
@@ -373,6 +376,25 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         .await
         .expect("open the page");
 
+    // The sign-in form says where this server's keys are: configured here, so no file.
+    wait_for(
+        &c,
+        "return document.getElementById('signin-hint').textContent",
+        20,
+        "the sign-in hint",
+    )
+    .await;
+    let hint = js(
+        &c,
+        "return document.getElementById('signin-hint').textContent",
+    )
+    .await;
+    assert!(
+        hint.as_str()
+            .is_some_and(|h| h.contains("LIANDONG_API_KEYS") && !h.contains("liandong-data")),
+        "the sign-in hint of a server with configured keys: {hint}"
+    );
+
     // --- analyst: the KPI cards hold exactly the API's numbers ---------------------------------
     sign_in(&c, ANALYST).await;
     let shown = page_kpis(&c).await;
@@ -410,6 +432,7 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         &c,
         "return ['chart-clicks','chart-linkage','chart-users','chart-weekly','chart-repurchase','chart-follower']
            .every(id => document.querySelector('#' + id + ' canvas'))
+         && document.querySelectorAll('#kpis .spark canvas').length === 8
          && document.querySelectorAll('#table-menu tbody tr').length > 0
          && document.querySelectorAll('#table-articles tbody tr').length > 0
          && document.querySelectorAll('[data-ab-verdict]').length > 0",
@@ -426,6 +449,113 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         verdict.as_str().is_some_and(|v| v.contains("对照组")),
         "a plain-language verdict in Chinese: {verdict}"
     );
+    // The A/B panel says it counts people over the whole experiment, not the period; the
+    // traffic tables say their period and that they count events.
+    let scope = js(
+        &c,
+        "return document.querySelector('[data-ab-scope]').textContent",
+    )
+    .await;
+    assert!(
+        scope
+            .as_str()
+            .is_some_and(|s| s.contains("按人") && s.contains("不受上方统计区间影响")),
+        "the A/B panel's range and unit: {scope}"
+    );
+    let headers = js(
+        &c,
+        "return [...document.querySelectorAll('#ab th, #table-menu th')].map(th => th.textContent)",
+    )
+    .await;
+    for h in ["点击率（按人）", "点击率（按次）"] {
+        assert!(
+            headers.as_array().unwrap().contains(&json!(h)),
+            "{h} in {headers}"
+        );
+    }
+    for table in ["menu", "articles"] {
+        let text = js(
+            &c,
+            &format!("return document.querySelector('[data-table-scope=\"{table}\"]').textContent"),
+        )
+        .await;
+        assert!(
+            text.as_str()
+                .is_some_and(|t| t.contains(&from) && t.contains(&to) && t.contains("按次")),
+            "the {table} table's period and unit: {text}"
+        );
+    }
+    // The weekly heat map draws the weeks that hold today apart (grey, dashed, "…"), and marks
+    // the cohort still filling: exactly the rows the API says are in progress.
+    let weekly = api
+        .get(
+            &format!("/v1/metrics/weekly-retention?from={from}&to={to}"),
+            ANALYST,
+        )
+        .await;
+    let cells = |pick: &str| -> Vec<(i64, String)> {
+        let mut v: Vec<(i64, String)> = weekly["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["in_progress"].as_bool() == Some(pick == "open"))
+            .map(|r| {
+                (
+                    r["week_offset"].as_i64().unwrap(),
+                    r["cohort_week"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (open, done) = (cells("open"), cells("done"));
+    assert!(
+        !open.is_empty() && !done.is_empty(),
+        "the seeded history ends now: {weekly}"
+    );
+    let drawn = js(
+        &c,
+        "const c = echarts.getInstanceByDom(document.getElementById('chart-weekly'));
+         const o = c.getOption();
+         const pick = (id) => o.series.find(s => s.id === id).data
+           .map(d => [d.row.week_offset, d.row.cohort_week]).sort();
+         return { open: pick('weekly-in-progress'), done: pick('weekly-done'), weeks: o.yAxis[0].data };",
+    )
+    .await;
+    let as_cells = |v: &Value| -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = v
+            .as_array()
+            .expect("cells")
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_str().unwrap().to_owned()))
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        as_cells(&drawn["open"]),
+        open,
+        "the weeks drawn as in progress"
+    );
+    assert_eq!(as_cells(&drawn["done"]), done, "the weeks drawn as over");
+    let filling: Vec<&str> = weekly["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["cohort_filling"] == json!(true) && r["week_offset"] == json!(0))
+        .map(|r| r["cohort_week"].as_str().unwrap())
+        .collect();
+    assert_eq!(filling.len(), 1, "this week's cohort is filling: {weekly}");
+    for label in drawn["weeks"].as_array().expect("labels") {
+        let label = label.as_str().unwrap();
+        assert_eq!(
+            label.ends_with('*'),
+            label.starts_with(filling[0]),
+            "only the cohort still filling is marked: {label}"
+        );
+    }
+
     let live = js(
         &c,
         "return document.getElementById('live-text').textContent",
@@ -488,6 +618,62 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         js(&c, "return document.documentElement.lang").await,
         json!("en")
     );
+    // Each card keeps its sparkline across the switch.
+    let sparks = "return document.querySelectorAll('#kpis .spark canvas').length === 8";
+    wait_for(&c, sparks, 10, "the eight sparklines in English").await;
+    // English text takes a Latin font: a curly quote is narrow, not a full-width Chinese glyph.
+    let quote_width = "const s = document.createElement('span');
+         s.style.fontSize = '100px'; s.textContent = '“';
+         document.getElementById('ab').append(s);
+         const w = s.getBoundingClientRect().width; s.remove(); return w;";
+    let width = js(&c, quote_width).await.as_f64().expect("a width");
+    assert!(
+        width < 60.0,
+        "“ is {width}px wide at 100px in English: a Chinese font drew it"
+    );
+    let scope = js(
+        &c,
+        "return document.querySelector('[data-ab-scope]').textContent",
+    )
+    .await;
+    assert!(
+        scope.as_str().is_some_and(|s| s.starts_with("Per person")),
+        "{scope}"
+    );
+    // The trend charts' legends show every series (no paging) above the plot.
+    for id in ["chart-clicks", "chart-linkage", "chart-users"] {
+        let legend = js(
+            &c,
+            &format!(
+                "const c = echarts.getInstanceByDom(document.getElementById('{id}'));
+                 const o = c.getOption();
+                 const view = c._componentsViews.find(v => v && v.__model && v.__model.mainType === 'legend');
+                 if (!view) return null;
+                 const r = view.group.getBoundingRect();
+                 return {{ type: o.legend[0].type, bottom: view.group.y + r.y + r.height,
+                          gridTop: o.grid[0].top, items: o.legend[0].data ? o.legend[0].data.length : o.series.length }};"
+            ),
+        )
+        .await;
+        assert_ne!(
+            legend,
+            Value::Null,
+            "{id}: no legend view (has ECharts changed?)"
+        );
+        assert_ne!(
+            legend["type"],
+            json!("scroll"),
+            "{id}: a paged legend: {legend}"
+        );
+        let (bottom, top) = (
+            legend["bottom"].as_f64().expect("a number"),
+            legend["gridTop"].as_f64().expect("a number"),
+        );
+        assert!(
+            bottom <= top,
+            "{id}: the legend overlaps the plot: {legend}"
+        );
+    }
     settle().await;
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(target.join("dashboard-en.png"), &png).expect("save the screenshot");
@@ -498,6 +684,7 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         .await
         .expect("click");
     assert_eq!(js(&c, label).await, json!("菜单栏入口点击率"));
+    wait_for(&c, sparks, 10, "the eight sparklines back in Chinese").await;
 
     // --- the date range: the last 7 days, then a range typed in ----------------------------
     for (how, action) in [
@@ -579,8 +766,14 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         .await
         .expect("profiles")
         .into_iter()
-        .find(|p| p.orders_paid > 0 && p.unionid.is_some() && p.oa_openid.is_some())
-        .expect("a paying member with a unionid in the seeded data");
+        .find(|p| {
+            p.orders_paid > 0
+                && p.unionid.is_some()
+                && p.oa_openid.is_some()
+                && p.first_from.is_some()
+                && p.follow_via.is_some()
+        })
+        .expect("a paying, following member with a unionid in the seeded data");
     let input = c
         .find(Locator::Css("#member-key"))
         .await
@@ -630,6 +823,24 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     )
     .await;
     assert_eq!(following, json!(if member.following { "是" } else { "否" }));
+    // Codes (where the first visit came from, how the member followed) in Chinese words.
+    for (field, code) in [
+        ("first_from", member.first_from.as_deref()),
+        ("follow_via", member.follow_via.as_deref()),
+    ] {
+        let shown = js(
+            &c,
+            &format!(
+                "return document.querySelector('[data-member-field=\"{field}\"]').textContent"
+            ),
+        )
+        .await;
+        let shown = shown.as_str().expect("text");
+        assert!(
+            !shown.is_empty() && !shown.chars().any(|ch| ch.is_ascii_alphabetic()),
+            "{field} = {code:?} is shown as {shown:?}"
+        );
+    }
     settle().await;
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(target.join("dashboard-support.png"), &png).expect("save the screenshot");

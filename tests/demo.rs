@@ -197,6 +197,20 @@ async fn the_demo_command_prints_a_working_url_sends_live_traffic_and_stops_on_c
         let (url, analyst, text) = tokio::task::block_in_place(|| banner(&mut out, deadline));
         assert_eq!(url, format!("http://127.0.0.1:{port}"), "{text}");
         keys.push(analyst.clone());
+        // The dashboard's sign-in form names the demo's key file, not serve's.
+        let page = reqwest::get(format!("{url}/"))
+            .await
+            .expect("the page")
+            .text()
+            .await
+            .expect("HTML");
+        let keys_file = demo_dir.join("api-keys").display().to_string();
+        assert!(
+            page.contains(&format!(
+                "<meta name=\"liandong-keys-file\" content=\"{keys_file}\">"
+            )),
+            "the page names {keys_file}"
+        );
         // Caught up when the banner shows: the read models hold the history.
         let linkage = get(&url, "/v1/metrics/linkage", &analyst).await;
         assert!(

@@ -758,3 +758,149 @@ async fn every_endpoint_checks_its_roles_on_postgres() {
         roles_and_keys(Some(db.url().to_owned())).await;
     }
 }
+
+/// `liandong keys` in a directory where no server ran, with the server's settings missing.
+fn keys_elsewhere(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liandong"))
+        .arg("keys")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("USER", CLI_USER)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the liandong binary runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_create_a_store() {
+    // The default store, in a directory where no server ran: refused, naming the file looked
+    // for and the settings that chose it, with nothing printed as a key and nothing created.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for args in [&["create", "--role", "analyst"][..], &["list"]] {
+        let out = keys_elsewhere(dir.path(), &[], args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "keys {args:?} succeeded: {err}");
+        assert!(
+            text(&out.stdout).is_empty(),
+            "keys {args:?} printed {:?}",
+            text(&out.stdout)
+        );
+        for named in [
+            "no liandong read store at liandong-data/liandong.db",
+            &dir.path()
+                .join("liandong-data/liandong.db")
+                .display()
+                .to_string(),
+            "LIANDONG_DATABASE_URL",
+            "LIANDONG_DATA_DIR",
+            "Nothing was created",
+        ] {
+            assert!(err.contains(named), "keys {args:?}: {named:?} in {err}");
+        }
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "keys {args:?} left files behind"
+        );
+    }
+    // LIANDONG_DATA_DIR pointing where no server ran: the message names it.
+    let out = keys_elsewhere(dir.path(), &[("LIANDONG_DATA_DIR", "srv-data")], &["list"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("srv-data/liandong.db") && err.contains("LIANDONG_DATA_DIR (srv-data)"),
+        "{err}"
+    );
+    assert!(!dir.path().join("srv-data").exists());
+
+    // A PostgreSQL database liandong never ran on: refused, its password not shown, no table
+    // made in it.
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let out = keys_elsewhere(
+        dir.path(),
+        &[("LIANDONG_DATABASE_URL", db.url())],
+        &["create", "--role", "analyst"],
+    );
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(text(&out.stdout).is_empty());
+    assert!(
+        err.contains("is not a liandong read store") && err.contains("LIANDONG_DATABASE_URL"),
+        "{err}"
+    );
+    if let Some(password) = db
+        .url()
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(credentials, _)| credentials.split_once(':'))
+        .map(|(_, p)| p)
+    {
+        assert!(
+            !err.contains(&format!(":{password}@")),
+            "the password is shown: {err}"
+        );
+    }
+    let relations = liandong_testkit::catalog::relations(db.store()).await;
+    assert!(relations.is_empty(), "keys made {relations:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn careless_requests_get_errors_in_the_documented_shape() {
+    let setup = Setup::new(None);
+    let running = setup.start().await;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+
+    // A GET where POST is meant: 405, a JSON error naming the method to use, and `Allow`.
+    let res = http
+        .get(format!("{base}/v1/events"))
+        .bearer_auth(configured(Role::Ingest))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 405);
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+    let body: Value = res.json().await.expect("a JSON body");
+    assert_eq!(
+        body,
+        json!({"error": "method GET is not allowed on /v1/events: use POST"})
+    );
+
+    // A misspelt parameter: 400 with the parameter named, in the API's own words.
+    let res = http
+        .get(format!("{base}/v1/metrics/menu-entries?form=2026-11-01"))
+        .bearer_auth(configured(Role::Analyst))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.expect("a JSON body");
+    assert_eq!(body["parameter"], json!("form"), "{body}");
+    assert_eq!(
+        body["error"],
+        json!("form: unknown parameter; expected one of from, to, entry, variant"),
+        "{body}"
+    );
+
+    // An openid typed without its prefix: the 404 says what member keys look like.
+    let res = http
+        .get(format!("{base}/v1/members/o_demo"))
+        .bearer_auth(configured(Role::Support))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.expect("a JSON body");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("no member \"o_demo\"") && error.contains("mp:o_demo"),
+        "{body}"
+    );
+    running.stop().await.expect("liandong stops");
+}

@@ -49,6 +49,19 @@ pub struct ApiState {
     pub identity: IdentityService,
 }
 
+/// For a member key without a `oa:`/`mp:` prefix that no member has: what keys look like. A
+/// member without a unionid is known by its openid *with* the prefix, which is easy to miss.
+fn member_key_hint(key: &str) -> String {
+    if key.contains(':') {
+        return String::new();
+    }
+    let shown: String = key.chars().take(128).collect();
+    format!(
+        " (a member key is a unionid, or oa:<openid> / mp:<openid> for a member without one: \
+         try mp:{shown} or oa:{shown} if {shown:?} is an openid)"
+    )
+}
+
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -63,14 +76,18 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("no member {0:?}")]
+    #[error("no member {0:?}{hint}", hint = member_key_hint(.0))]
     NoMember(String),
     /// A query parameter that is present but unusable (a malformed date, `from` after `to`).
     #[error("{name}: {reason}")]
     BadParameter { name: &'static str, reason: String },
-    /// A query string that does not deserialize (an unknown parameter, a repeated one).
-    #[error("{0}")]
-    BadQuery(String),
+    /// A query string that does not deserialize (an unknown parameter, a repeated one), with
+    /// the parameter at fault when the message names one.
+    #[error("{message}")]
+    BadQuery {
+        message: String,
+        parameter: Option<String>,
+    },
     #[error("read store unavailable: {0}")]
     Store(#[from] liandong_store::StoreError),
     #[error("event log unavailable: {0}")]
@@ -89,7 +106,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Auth(e) => return e.clone().into_response(),
             ApiError::NoMember(_) => StatusCode::NOT_FOUND,
-            ApiError::BadParameter { .. } | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadParameter { .. } | ApiError::BadQuery { .. } => StatusCode::BAD_REQUEST,
             ApiError::PersonalData(e) if e.is_retryable() => {
                 warn!(error = %self, "query failed");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -105,6 +122,7 @@ impl IntoResponse for ApiError {
         };
         let parameter = match &self {
             ApiError::BadParameter { name, .. } => Some((*name).to_owned()),
+            ApiError::BadQuery { parameter, .. } => parameter.clone(),
             _ => None,
         };
         let body = ErrorBody {
@@ -117,8 +135,55 @@ impl IntoResponse for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> ApiError {
-        // The body text says what is wrong (e.g. "unknown field `form`, expected one of ...").
-        ApiError::BadQuery(e.body_text())
+        bad_query(&e.body_text())
+    }
+}
+
+/// A query-string rejection in the API's own words, with the parameter it is about. axum says
+/// "Failed to deserialize query string: form: unknown field `form`, expected one of `from`,
+/// `to`" (or "duplicate field `from`", or "limit: invalid digit found in string"); callers read
+/// `{"error": "form: unknown parameter; expected one of from, to", "parameter": "form"}`.
+fn bad_query(text: &str) -> ApiError {
+    let serde = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    // serde_path_to_error puts the parameter's name first, when it knows it.
+    let (path, rest) = match serde.split_once(": ") {
+        Some((p, rest))
+            if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            (Some(p.to_owned()), rest)
+        }
+        _ => (None, serde),
+    };
+    let field = rest
+        .split_once("field `")
+        .and_then(|(_, after)| after.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    let Some(name) = field.or(path) else {
+        return ApiError::BadQuery {
+            message: serde.to_owned(),
+            parameter: None,
+        };
+    };
+    // Echo a bounded prefix of the caller's name only.
+    let name: String = name.chars().take(64).collect();
+    let message = if rest.starts_with("unknown field") {
+        match rest.split_once("expected ") {
+            Some((_, expected)) => format!(
+                "{name}: unknown parameter; expected {}",
+                expected.replace('`', "")
+            ),
+            None => format!("{name}: unknown parameter; this endpoint takes none"),
+        }
+    } else if rest.starts_with("duplicate field") {
+        format!("{name}: given more than once; expected it at most once")
+    } else {
+        format!("{name}: {}", rest.replace('`', ""))
+    };
+    ApiError::BadQuery {
+        message,
+        parameter: Some(name),
     }
 }
 
@@ -127,7 +192,7 @@ impl From<QueryRejection> for ApiError {
 #[openapi(
     info(
         title = "liandong query API",
-        description = "Read models of METRICS.md for dashboards. Every metric endpoint needs an \
+        description = "The read models (docs/read-models.md) for dashboards. Every metric endpoint needs an \
             API key of role analyst (or admin) as `Authorization: Bearer <key>`. Dates are \
             YYYY-MM-DD in the configured time zone; the default range is the last 30 days \
             ending today. A rate over a zero denominator is null. In /v1/metrics/summary the \
@@ -323,5 +388,62 @@ async fn member(
             Ok(Json(answer).into_response())
         }
         None => Err(ApiError::NoMember(member_key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(e: ApiError) -> (String, Option<String>) {
+        match e {
+            ApiError::BadQuery { message, parameter } => (message, parameter),
+            other => panic!("expected a bad query, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_rejections_name_their_parameter_in_the_apis_words() {
+        // As axum words it (with serde_path_to_error's path first), and without the path.
+        for text in [
+            "Failed to deserialize query string: form: unknown field `form`, expected one of `from`, `to`",
+            "Failed to deserialize query string: unknown field `form`, expected one of `from`, `to`",
+        ] {
+            let (message, parameter) = parts(bad_query(text));
+            assert_eq!(message, "form: unknown parameter; expected one of from, to");
+            assert_eq!(parameter.as_deref(), Some("form"));
+        }
+        let (message, parameter) = parts(bad_query(
+            "Failed to deserialize query string: limit: invalid digit found in string",
+        ));
+        assert_eq!(message, "limit: invalid digit found in string");
+        assert_eq!(parameter.as_deref(), Some("limit"));
+        let (message, parameter) = parts(bad_query(
+            "Failed to deserialize query string: duplicate field `entry`",
+        ));
+        assert_eq!(
+            message,
+            "entry: given more than once; expected it at most once"
+        );
+        assert_eq!(parameter.as_deref(), Some("entry"));
+        // Nothing to name: the text as it is, without serde's preamble.
+        let (message, parameter) = parts(bad_query(
+            "Failed to deserialize query string: invalid percent encoding",
+        ));
+        assert_eq!(
+            (message.as_str(), parameter),
+            ("invalid percent encoding", None)
+        );
+    }
+
+    #[test]
+    fn an_unknown_member_key_without_a_prefix_says_what_keys_look_like() {
+        let e = ApiError::NoMember("o_demo".into()).to_string();
+        assert!(e.starts_with("no member \"o_demo\""), "{e}");
+        assert!(e.contains("mp:o_demo") && e.contains("oa:o_demo"), "{e}");
+        assert_eq!(
+            ApiError::NoMember("mp:o_demo".into()).to_string(),
+            "no member \"mp:o_demo\""
+        );
     }
 }

@@ -628,6 +628,12 @@ pub struct WeeklyRetentionRow {
     /// active / cohort_size; null when cohort_size = 0.
     #[schema(required = true)]
     pub active_rate: Option<f64>,
+    /// The week `cohort_week + week_offset` holds today: it has begun but not ended, so
+    /// `active` can still rise (a rate that reads low, not a drop).
+    pub in_progress: bool,
+    /// The cohort's own week (offset 0) holds today: people who first show up later this week
+    /// still join it, so `cohort_size` can still grow.
+    pub cohort_filling: bool,
 }
 
 /// `retention_weekly` for cohort weeks starting in a range.
@@ -654,11 +660,14 @@ pub async fn weekly_retention(
 ) -> Result<Json<WeeklyRetention>, ApiError> {
     authorize(&s.keys, &headers, ANALYST)?;
     let Query(p) = params?;
-    let range = date_range(p.from.as_deref(), p.to.as_deref(), today(&s))?;
+    let today = today(&s);
+    let range = date_range(p.from.as_deref(), p.to.as_deref(), today)?;
     let rows = read::weekly_retention(&s.store, range.into())
         .await?
         .into_iter()
         .map(|w| WeeklyRetentionRow {
+            in_progress: week_holds(&w.cohort_week, w.week_offset, today),
+            cohort_filling: week_holds(&w.cohort_week, 0, today),
             active_rate: rate(w.active, w.cohort_size),
             cohort_week: w.cohort_week,
             week_offset: w.week_offset,
@@ -667,6 +676,16 @@ pub async fn weekly_retention(
         })
         .collect();
     Ok(Json(WeeklyRetention { range, rows }))
+}
+
+/// Whether the week `offset` weeks after the Monday `cohort_week` holds `today` (has begun and
+/// not ended). A malformed week (never: the store writes them) counts as ended.
+fn week_holds(cohort_week: &str, offset: i32, today: NaiveDate) -> bool {
+    let Ok(monday) = cohort_week.parse::<NaiveDate>() else {
+        return false;
+    };
+    let start = monday + chrono::Duration::weeks(i64::from(offset));
+    start <= today && today < start + chrono::Duration::weeks(1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -816,6 +835,24 @@ mod tests {
         assert_eq!(
             param_of(date_range(Some("2026-03-11"), None, today)),
             "from"
+        );
+    }
+
+    #[test]
+    fn a_week_is_in_progress_from_its_monday_to_its_sunday() {
+        let today = d("2026-03-11"); // a Wednesday
+        assert!(week_holds("2026-03-09", 0, today));
+        assert!(week_holds("2026-03-02", 1, today));
+        assert!(week_holds("2026-01-12", 8, today));
+        assert!(
+            !week_holds("2026-03-02", 0, today),
+            "ended on Sunday the 8th"
+        );
+        assert!(!week_holds("2026-03-16", 0, today), "not begun");
+        assert!(week_holds("2026-03-09", 0, d("2026-03-15")), "Sunday");
+        assert!(
+            !week_holds("2026-03-09", 0, d("2026-03-16")),
+            "the next Monday"
         );
     }
 

@@ -351,7 +351,7 @@ async fn summary_refusals_and_whoami(db: &TestStore) {
             Some("from"),
         ),
         (vec![("to", "soon")], Some("to")),
-        (vec![("experiment", "x")], None),
+        (vec![("experiment", "x")], Some("experiment")),
     ] {
         let (status, body) = api.get_as(path, &query, Some(Role::Analyst)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query:?}: {body}");

@@ -144,6 +144,11 @@
     }
     for (const node of document.querySelectorAll('[data-i18n-title]')) node.title = t(node.dataset.i18nTitle);
     if (state.role) $('whoami').textContent = t('role.' + state.role);
+    // Where this server keeps its keys (the demo's own directory, serve's data directory), or
+    // that they are configured: the server writes it into the page.
+    const keysFile = (document.querySelector('meta[name="liandong-keys-file"]') || {}).content;
+    $('signin-hint').textContent =
+      keysFile ? t('signin.hint', { path: keysFile }) : t('signin.hint.configured');
   }
 
   function switchLanguage() {
@@ -420,6 +425,12 @@
 
   function buildKpiCards() {
     const grid = $('kpis');
+    // The sparklines live in the cards: their charts go with them.
+    for (const name of KPI_NAMES) {
+      const c = state.charts['spark-' + name];
+      if (c && !c.isDisposed()) c.dispose();
+      delete state.charts['spark-' + name];
+    }
     grid.replaceChildren();
     for (const name of KPI_NAMES) {
       grid.append(
@@ -497,6 +508,9 @@
     const node = $(id);
     if (!node || typeof echarts === 'undefined') return null;
     let c = state.charts[id];
+    // A chart whose element was replaced (the KPI cards are rebuilt when the language changes)
+    // would keep drawing into the detached one: start a new chart in the element on the page.
+    if (c && !c.isDisposed() && c.getDom() !== node) c.dispose();
     if (!c || c.isDisposed()) {
       c = echarts.init(node, null, { renderer: 'canvas' });
       state.charts[id] = c;
@@ -504,11 +518,15 @@
     return c;
   }
 
-  const BASE = {
-    color: PALETTE,
-    textStyle: { fontFamily: 'inherit' },
-    animationDuration: 400,
-  };
+  /** What every chart shares. Canvas text takes the page's font stack of the current language
+   *  (Latin fonts first in English, Chinese fonts first in Chinese). */
+  function base() {
+    return {
+      color: PALETTE,
+      textStyle: { fontFamily: getComputedStyle(document.documentElement).fontFamily },
+      animationDuration: 400,
+    };
+  }
 
   const percentAxis = { type: 'value', axisLabel: { formatter: (v) => Math.round(v * 1000) / 10 + '%' }, splitLine: { lineStyle: { color: '#eef0f5' } } };
   const countAxis = { type: 'value', axisLabel: { formatter: (v) => new Intl.NumberFormat(locale(), { notation: 'compact' }).format(v) }, splitLine: { lineStyle: { color: '#eef0f5' } } };
@@ -562,7 +580,7 @@
       if (!c || !series) return;
       const color = PALETTE[i % 4];
       c.setOption({
-        ...BASE,
+        ...base(),
         animation: false,
         grid: { left: 0, right: 0, top: 4, bottom: 2 },
         xAxis: { type: 'category', show: false, data: daysIn(state.range.from, state.range.to), boundaryGap: false },
@@ -576,14 +594,38 @@
     });
   }
 
+  /** A legend above the plot that shows every series at once (it wraps onto a second line
+   *  rather than paging), and the room the plot leaves for it. */
+  function legendAbove(c, names) {
+    const ctx = (legendAbove.canvas = legendAbove.canvas || document.createElement('canvas')).getContext('2d');
+    ctx.font = '12px ' + getComputedStyle(document.documentElement).fontFamily;
+    const width = Math.max(60, c.getWidth() - 16);
+    let rows = 1;
+    let x = 0;
+    for (const name of names) {
+      const w = 25 + 5 + ctx.measureText(name).width; // symbol, gap, text
+      if (x > 0 && x + 10 + w > width) {
+        rows += 1;
+        x = w;
+      } else {
+        x += (x > 0 ? 10 : 0) + w;
+      }
+    }
+    return {
+      legend: { type: 'plain', top: 0, left: 'center', width, itemGap: 10, textStyle: { fontSize: 12 } },
+      top: 14 + rows * 22,
+    };
+  }
+
   function lineChart(id, series) {
     const c = chart(id);
     if (!c) return;
     const days = daysIn(state.range.from, state.range.to);
+    const { legend, top } = legendAbove(c, series.map((s) => s.name));
     c.setOption({
-      ...BASE,
-      grid: { left: 48, right: 16, top: 36, bottom: 28 },
-      legend: { top: 0, type: 'scroll', textStyle: { fontSize: 12 } },
+      ...base(),
+      grid: { left: 48, right: 16, top, bottom: 28 },
+      legend,
       tooltip: { trigger: 'axis', formatter: tooltipPct },
       xAxis: { type: 'category', data: days, boundaryGap: false, axisLabel: { formatter: (v) => v.slice(5) } },
       yAxis: percentAxis,
@@ -610,10 +652,12 @@
     if (!c || !state.data.linkage) return;
     const rows = state.data.linkage.rows;
     const pick = (field) => daily(rows, (r) => r.day, (rs) => rs[0][field]);
+    const names = ['series.mp_users', 'series.oa_guided_users', 'series.prompt_follows'].map((k) => t(k));
+    const { legend, top } = legendAbove(c, names);
     c.setOption({
-      ...BASE,
-      grid: { left: 48, right: 16, top: 36, bottom: 28 },
-      legend: { top: 0, type: 'scroll', textStyle: { fontSize: 12 } },
+      ...base(),
+      grid: { left: 48, right: 16, top, bottom: 28 },
+      legend,
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', data: daysIn(state.range.from, state.range.to), axisLabel: { formatter: (v) => v.slice(5) } },
       yAxis: countAxis,
@@ -632,27 +676,35 @@
     if (!c || !w) return;
     const weeks = [...new Set(w.rows.map((r) => r.cohort_week))].sort();
     const size = new Map(w.rows.map((r) => [r.cohort_week, r.cohort_size]));
+    const filling = new Set(w.rows.filter((r) => r.cohort_filling).map((r) => r.cohort_week));
     const maxOffset = w.rows.reduce((m, r) => Math.max(m, r.week_offset), 0);
     const offsets = Array.from({ length: maxOffset + 1 }, (_, i) => i);
-    const cells = w.rows.map((r) => ({
+    const cell = (r) => ({
       value: [r.week_offset, weeks.indexOf(r.cohort_week), r.active_rate === null ? null : r.active_rate],
       row: r,
-    }));
+    });
+    // A week that holds today is not over: its rate is still rising, not a drop. Such cells are
+    // drawn apart, grey and dashed, outside the colour scale of the weeks that are over.
+    const done = w.rows.filter((r) => !r.in_progress).map(cell);
+    const open = w.rows.filter((r) => r.in_progress).map(cell);
+    const rate = (p) => (p.value[2] === null ? '' : Math.round(p.value[2] * 1000) / 10 + '%');
     c.setOption({
-      ...BASE,
+      ...base(),
       grid: { left: 150, right: 24, top: 10, bottom: 64 },
       tooltip: {
         formatter: (p) => t('weekly.tooltip', {
           week: p.data.row.cohort_week, offset: p.data.row.week_offset, active: num(p.data.row.active),
           size: num(p.data.row.cohort_size), rate: pct(p.data.row.active_rate),
-        }),
+        }) + (p.data.row.in_progress ? '<br>' + t('weekly.tooltip.open') : '') +
+          (p.data.row.cohort_filling ? '<br>' + t('weekly.tooltip.filling') : ''),
       },
       xAxis: { type: 'category', data: offsets.map((n) => t('weekly.offset', { n })), splitArea: { show: true } },
       yAxis: {
         type: 'category', inverse: true, splitArea: { show: true },
-        data: weeks.map((wk) => t('weekly.cohort', { week: wk, n: num(size.get(wk)) })),
+        data: weeks.map((wk) => t(filling.has(wk) ? 'weekly.cohort.filling' : 'weekly.cohort', { week: wk, n: num(size.get(wk)) })),
       },
       visualMap: {
+        seriesIndex: 0,
         min: 0, max: 1, calculable: false, orient: 'horizontal', left: 'center', bottom: 4, itemHeight: 120,
         text: ['100%', '0%'],
         inRange: { color: ['#eef3ff', '#9db8ff', '#1f5eff', '#0b2f8a'] },
@@ -660,14 +712,20 @@
         textStyle: { fontSize: 11 },
       },
       series: [{
-        type: 'heatmap', data: cells,
-        label: { show: true, fontSize: 11, formatter: (p) => (p.value[2] === null ? '' : Math.round(p.value[2] * 1000) / 10 + '%') },
+        id: 'weekly-done', type: 'heatmap', data: done,
+        label: { show: true, fontSize: 11, formatter: rate },
         emphasis: { itemStyle: { borderColor: '#1d2433', borderWidth: 1 } },
         itemStyle: { borderColor: '#fff', borderWidth: 2 },
+      }, {
+        id: 'weekly-in-progress', type: 'heatmap', data: open,
+        label: { show: true, fontSize: 11, color: '#6b7385', formatter: (p) => rate(p) + '…' },
+        emphasis: { itemStyle: { borderColor: '#1d2433', borderWidth: 1 } },
+        itemStyle: { color: '#f4f5f8', borderColor: '#b9c0cf', borderWidth: 1, borderType: 'dashed' },
       }],
     });
     empty(c, w.rows.length === 0);
   }
+
 
   function renderCohort(kind) {
     const id = kind === 'repurchase' ? 'chart-repurchase' : 'chart-follower';
@@ -679,7 +737,7 @@
     const rows = d.rows;
     const color = kind === 'repurchase' ? PALETTE[0] : PALETTE[1];
     c.setOption({
-      ...BASE,
+      ...base(),
       color: [color, PALETTE[2]],
       grid: { left: 48, right: 48, top: 36, bottom: 28 },
       legend: { top: 0, textStyle: { fontSize: 12 } },
@@ -732,6 +790,10 @@
     return wrap;
   }
 
+  /** The period a traffic table covers and what it counts. */
+  const tableScope = (name, range) =>
+    el('p', { class: 'muted small table-scope', 'data-table-scope': name, text: t('table.scope', range) });
+
   function renderMenuTable() {
     const target = $('table-menu');
     const err = failure('menu');
@@ -739,7 +801,7 @@
     const d = state.data.menu;
     if (!d) return;
     const rows = [...d.totals].sort((a, b) => b.exposures - a.exposures || a.entry.localeCompare(b.entry));
-    target.replaceChildren(table([
+    target.replaceChildren(tableScope('menu', d.range), table([
       { title: t('col.entry'), cell: (r) => r.entry, text: true },
       { title: t('col.variant'), cell: (r) => r.variant || t('variant.none'), text: true },
       { title: t('col.exposures'), cell: (r) => num(r.exposures) },
@@ -755,7 +817,7 @@
     const d = state.data.articles;
     if (!d) return;
     const rows = [...d.totals].sort((a, b) => b.reads - a.reads || a.article_id.localeCompare(b.article_id));
-    target.replaceChildren(table([
+    target.replaceChildren(tableScope('articles', d.range), table([
       { title: t('col.article'), cell: (r) => r.article_id, text: true },
       { title: t('col.reads'), cell: (r) => num(r.reads) },
       { title: t('col.clicks'), cell: (r) => num(r.clicks) },
@@ -819,7 +881,9 @@
     const d = state.data.ab;
     if (!d) return;
     if (!d.experiments.length) return target.replaceChildren(el('div', { class: 'card empty', text: t('ab.empty') }));
-    target.replaceChildren(...d.experiments.map((e) => {
+    // What these figures are, beside tables of the period that count events.
+    const scope = el('p', { class: 'muted small ab-scope', 'data-ab-scope': '', text: t('ab.scope') });
+    target.replaceChildren(scope, ...d.experiments.map((e) => {
       const control = e.variants.find((v) => v.variant === 'control') ||
         [...e.variants].sort((a, b) => (a.variant < b.variant ? -1 : a.variant > b.variant ? 1 : 0))[0];
       const others = e.variants.filter((v) => v !== control);
@@ -861,8 +925,15 @@
 
   const isIdentifier = (key, value) => IDENTIFIER.test(key) || (typeof value === 'string' && value.startsWith('ld1:'));
 
+  /** Codes the API answers in a member's fields (`first_from`, `follow_via`) in words. */
+  const CODED = new Set(['first_from', 'follow_via']);
+
   function fieldValue(key, value) {
     if (value === null || value === undefined) return el('span', { class: 'muted', text: t('none') });
+    if (CODED.has(key) && typeof value === 'string') {
+      const words = t(`value.${key}.${value}`);
+      return words === `value.${key}.${value}` ? value : el('span', { title: value, text: words });
+    }
     if (typeof value === 'boolean') return el('span', { class: value ? 'status-yes' : 'status-no', text: t(value ? 'yes' : 'no') });
     if (key === 'revenue_fen' && typeof value === 'number') return '¥' + (value / 100).toFixed(2);
     if (key.endsWith('_at')) return dateTime(value);

@@ -7,7 +7,9 @@
 //! asset with `?v=<fingerprint of all assets>`, so an asset asked for with the current
 //! fingerprint is cached for a year (`immutable`), and a new binary's page asks for new URLs.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+
+use axum::body::Bytes;
 
 use axum::extract::{Path, RawQuery};
 use axum::http::header::{
@@ -87,12 +89,30 @@ static FINGERPRINT: LazyLock<String> = LazyLock::new(|| {
     format!("{:016x}", fnv1a(all.as_bytes()))
 });
 
-/// The page with the fingerprint in its asset URLs, and its ETag.
-static INDEX: LazyLock<(String, String)> = LazyLock::new(|| {
-    let html = INDEX_TEMPLATE.replace("{{v}}", &FINGERPRINT);
+/// The page with the fingerprint in its asset URLs and where the sign-in keys are, and its
+/// ETag.
+fn render_index(keys_file: Option<&str>) -> (String, String) {
+    let html = INDEX_TEMPLATE
+        .replace("{{v}}", &FINGERPRINT)
+        .replace("{{keys_file}}", &escape_attribute(keys_file.unwrap_or("")));
     let etag = format!("\"{:016x}\"", fnv1a(html.as_bytes()));
     (html, etag)
-});
+}
+
+/// Text made safe for a double-quoted HTML attribute.
+fn escape_attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Scripts and styles only from this server; API calls only to it; no framing. ECharts sets
 /// inline styles on its tooltip and canvas containers, hence `'unsafe-inline'` for styles
@@ -101,10 +121,22 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsa
     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
     form-action 'self'; frame-ancestors 'none'";
 
-/// `/` (the page) and `/assets/*` (its files).
+/// `/` (the page) and `/assets/*` (its files), for a server whose keys are configured
+/// (`LIANDONG_API_KEYS`): the sign-in hint names no file.
 pub fn router() -> Router {
+    router_with_keys_file(None)
+}
+
+/// The same, telling the sign-in form where this server keeps its keys (`serve`'s
+/// `<data dir>/api-keys`; the demo's `liandong-demo/api-keys`), or that they are configured.
+pub fn router_with_keys_file(keys_file: Option<&str>) -> Router {
+    let (html, etag) = render_index(keys_file);
+    let page = Arc::new((Bytes::from(html), etag));
     Router::new()
-        .route("/", get(index))
+        .route(
+            "/",
+            get(move |headers: HeaderMap| index(headers, page.clone())),
+        )
         .route("/assets/{*path}", get(asset))
 }
 
@@ -120,7 +152,7 @@ fn respond(
     etag: &str,
     content_type: &'static str,
     cache: &'static str,
-    body: &'static [u8],
+    body: Bytes,
 ) -> Response {
     let status = if not_modified(headers, etag) {
         StatusCode::NOT_MODIFIED
@@ -142,14 +174,14 @@ fn respond(
     res
 }
 
-async fn index(headers: HeaderMap) -> Response {
-    let (html, etag) = &*INDEX;
+async fn index(headers: HeaderMap, page: Arc<(Bytes, String)>) -> Response {
+    let (html, etag) = &*page;
     let mut res = respond(
         &headers,
         etag,
         "text/html; charset=utf-8",
         "no-cache",
-        html.as_bytes(),
+        html.clone(),
     );
     let h = res.headers_mut();
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -182,7 +214,13 @@ async fn asset(
     } else {
         "no-cache"
     };
-    respond(&headers, &ETAGS[i], a.content_type, cache, a.bytes)
+    respond(
+        &headers,
+        &ETAGS[i],
+        a.content_type,
+        cache,
+        Bytes::from_static(a.bytes),
+    )
 }
 
 /// `k=v` pairs of a query string (the fingerprint is hex, so no decoding is needed).
@@ -196,7 +234,7 @@ mod tests {
 
     #[test]
     fn every_asset_the_page_names_is_served() {
-        let (html, _) = &*INDEX;
+        let (html, _) = render_index(Some("liandong-demo/api-keys"));
         for part in html.split("assets/").skip(1) {
             let path = part.split(['?', '"']).next().expect("a path");
             assert!(
@@ -205,6 +243,14 @@ mod tests {
             );
         }
         assert!(!html.contains("{{"), "every placeholder is filled");
+        assert!(
+            html.contains(r#"<meta name="liandong-keys-file" content="liandong-demo/api-keys">"#),
+            "the page says where the keys are"
+        );
+        let (odd, _) = render_index(Some(r#"d"><script>/api-keys"#));
+        assert!(odd.contains(r#"content="d&quot;&gt;&lt;script&gt;/api-keys""#));
+        let (configured, _) = render_index(None);
+        assert!(configured.contains(r#"<meta name="liandong-keys-file" content="">"#));
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "no CDN"

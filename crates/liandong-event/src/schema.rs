@@ -129,7 +129,7 @@ impl Schemas {
         let mut errors: Vec<String> = Vec::new();
         if let Some(Err(unknown)) = &ty {
             errors.push(format!(
-                "type: expected one of the catalogue's types (EVENTS.md), got {:?}",
+                "type: expected one of the catalogue's types (docs/events.md), got {:?}",
                 unknown.0
             ));
         }

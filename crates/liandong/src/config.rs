@@ -32,6 +32,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Which settings chose `database_url`, in words, for messages about the store.
+    pub database_origin: String,
     pub kafka: Option<KafkaSettings>,
     pub topic_prefix: String,
     pub timezone: Tz,
@@ -72,8 +74,21 @@ impl Config {
                 )
             })?,
         };
-        let data_dir =
-            PathBuf::from(get("LIANDONG_DATA_DIR").unwrap_or_else(|| "liandong-data".into()));
+        let data_dir_set = get("LIANDONG_DATA_DIR");
+        let data_dir = PathBuf::from(
+            data_dir_set
+                .clone()
+                .unwrap_or_else(|| "liandong-data".into()),
+        );
+        let database_origin = match (get("LIANDONG_DATABASE_URL"), &data_dir_set) {
+            (Some(_), _) => "LIANDONG_DATABASE_URL".to_owned(),
+            (None, Some(d)) => {
+                format!("LIANDONG_DATA_DIR ({d}), LIANDONG_DATABASE_URL being unset")
+            }
+            (None, None) => "the defaults: LIANDONG_DATABASE_URL and LIANDONG_DATA_DIR unset, so \
+                 liandong-data/ under the current directory"
+                .to_owned(),
+        };
         let database_url = match get("LIANDONG_DATABASE_URL") {
             None => format!("sqlite://{}/liandong.db", data_dir.display()),
             Some(v)
@@ -173,6 +188,7 @@ impl Config {
             listen,
             data_dir,
             database_url,
+            database_origin,
             kafka,
             topic_prefix,
             timezone,

@@ -6,6 +6,7 @@
 //! `cli:<OS user>` (role `admin`: whoever can run this against the database holds every key).
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,9 +80,7 @@ pub async fn run(
     out: &mut impl Write,
     note: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let store = ReadStore::connect(&cfg.database_url)
-        .await
-        .context("LIANDONG_DATABASE_URL: cannot open the read store")?;
+    let store = open_existing(cfg).await?;
     store
         .init()
         .await
@@ -175,6 +174,82 @@ pub async fn run(
     Ok(())
 }
 
+/// The read store of a server that has run, never a new one: `keys` run in another directory,
+/// or without the server's settings, would otherwise make an empty database, store the key
+/// there and say it works, while the server goes on answering `401`.
+async fn open_existing(cfg: &Config) -> anyhow::Result<ReadStore> {
+    let shown = redact_password(&cfg.database_url);
+    let hint =
+        "Run `liandong keys` with the settings of the server (the same LIANDONG_DATABASE_URL, \
+                or the same LIANDONG_DATA_DIR and working directory), after it has started once. \
+                Nothing was created.";
+    if let Some(rest) = cfg.database_url.strip_prefix("sqlite://") {
+        let file = Path::new(rest.split('?').next().unwrap_or(rest));
+        if !file.is_file() {
+            let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+            bail!(
+                "no liandong read store at {} (looked for {}; chosen by {}). {hint}",
+                file.display(),
+                absolute.display(),
+                cfg.database_origin
+            );
+        }
+    }
+    let store = ReadStore::connect(&cfg.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: cannot open the read store {shown}",
+                cfg.database_origin
+            )
+        })?;
+    const SQLITE: &str =
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'liandong_projections'";
+    const POSTGRES: &str =
+        "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'liandong_projections'";
+    let found: i64 = match &store {
+        ReadStore::Sqlite(p) => {
+            liandong_store::sqlx::query_scalar::<_, i64>(SQLITE)
+                .fetch_one(p)
+                .await
+        }
+        ReadStore::Postgres(p) => {
+            liandong_store::sqlx::query_scalar::<_, i64>(POSTGRES)
+                .fetch_one(p)
+                .await
+        }
+    }
+    .with_context(|| format!("reading the read store {shown}"))?;
+    if found == 0 {
+        bail!(
+            "{shown} is not a liandong read store: liandong has never run on it (no \
+             liandong_projections table; chosen by {}). {hint}",
+            cfg.database_origin
+        );
+    }
+    Ok(store)
+}
+
+/// A database URL fit for a message: its password replaced by `****`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            let masked = if credentials.contains(':') {
+                format!("{user}:****")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// The role and id of each configured key, as `serve` would find them — `LIANDONG_API_KEYS`,
 /// else the key file — without creating a key file.
 fn configured(cfg: &Config) -> anyhow::Result<Vec<(Role, String)>> {
@@ -249,5 +324,26 @@ pub async fn refresh(
                 warn!(error = %format!("{e:#}"), "stored API keys not refreshed; the previous ones stay in force")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_never_show_a_database_password() {
+        assert_eq!(
+            redact_password("postgres://liandong:s3cret@db:5432/liandong?sslmode=require"),
+            "postgres://liandong:****@db:5432/liandong?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgres://liandong@db/liandong"),
+            "postgres://liandong@db/liandong"
+        );
+        assert_eq!(
+            redact_password("sqlite://liandong-data/liandong.db"),
+            "sqlite://liandong-data/liandong.db"
+        );
     }
 }

@@ -84,8 +84,37 @@ pub fn projections(cfg: &Config, vault: Arc<Vault>) -> Vec<Arc<dyn Projection>> 
     vec![Arc::new(CoreProjection::new(cfg.timezone, vault))]
 }
 
+/// The names of the projections this binary maintains (what `liandong rebuild` accepts).
+pub fn projection_names() -> Vec<&'static str> {
+    let cfg = Config::from_lookup(|_| None).expect("the default configuration is valid");
+    // Only the names are read: any key will do.
+    projections(&cfg, Arc::new(Vault::new(MasterKey::generate())))
+        .iter()
+        .map(|p| p.name())
+        .collect()
+}
+
+/// The log filter when `RUST_LOG` is unset. The demo draws progress bars and then a banner with
+/// the URL and keys: only warnings may write over them, and neither the projector's retries of a
+/// batch that met a busy SQLite file (it retries until it applies) nor sqlx's "slow statement"
+/// warnings (a backfill on 2 cores makes a few, each with its whole SQL) are worth a
+/// newcomer's attention.
+pub fn log_filter(demo: bool) -> &'static str {
+    if demo {
+        "warn,liandong_projector=error,sqlx=error"
+    } else {
+        "info,librdkafka=warn,rdkafka=warn,sqlx=warn"
+    }
+}
+
 /// Starts `role`: binds the listener, connects every part, spawns the tasks.
 pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
+    // Where the dashboard's sign-in form says the keys are: `serve`'s key file, unless the
+    // keys are configured.
+    let keys_file = cfg
+        .api_keys
+        .is_none()
+        .then(|| cfg.data_dir.join("api-keys").display().to_string());
     let keys = Arc::new(api_keys(role, &mut cfg)?);
     let vault = Arc::new(Vault::new(master_key(role, &mut cfg)?));
     let store = ReadStore::connect(&cfg.database_url)
@@ -134,7 +163,9 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     });
     if role != Role::Ingest {
         // The dashboard page, beside the query API it reads with the key the user signs in with.
-        app = app.merge(liandong_dashboard::router());
+        app = app.merge(liandong_dashboard::router_with_keys_file(
+            keys_file.as_deref(),
+        ));
     }
     if role != Role::Project {
         let schemas = Arc::new(Schemas::load().context("compiling the event schemas")?);
@@ -188,6 +219,11 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let mut stopped_http = stopped.clone();
     let router = app.clone();
+    // Every answer of the API is JSON with an `error`, 405s included (axum's have no body). Around
+    // the whole router, not each route: the `Allow` header is only there once the route is done.
+    let app = axum::Router::new()
+        .fallback_service(app)
+        .layer(axum::middleware::map_response(method_not_allowed_as_json));
     tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -204,6 +240,45 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         stop,
         tasks,
     })
+}
+
+/// A `405` in the shape of every other error answer: which method the route takes instead
+/// (axum answers an empty body with the `Allow` header).
+async fn method_not_allowed_as_json(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    res: axum::response::Response,
+) -> axum::response::Response {
+    use axum::http::header::ALLOW;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return res;
+    }
+    let allow = res
+        .headers()
+        .get(ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let error = if allow.is_empty() {
+        format!("method {method} is not allowed on {}", uri.path())
+    } else {
+        format!(
+            "method {method} is not allowed on {}: use {}",
+            uri.path(),
+            allow.replace(',', " or")
+        )
+    };
+    let mut answer = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(serde_json::json!({ "error": error })),
+    )
+        .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&allow) {
+        answer.headers_mut().insert(ALLOW, v);
+    }
+    answer
 }
 
 async fn open_log(role: Role, cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
@@ -343,6 +418,43 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The targets of the events `filter` lets through, of those emitted by `emit`.
+    fn passed(filter: &str, emit: impl FnOnce()) -> Vec<String> {
+        use std::sync::Mutex;
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        struct Record(Arc<Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Record {
+            fn on_event(&self, e: &tracing::Event<'_>, _: Context<'_, S>) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(e.metadata().target().to_owned());
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(Record(seen.clone()))
+            .with(tracing_subscriber::EnvFilter::new(filter));
+        tracing::subscriber::with_default(subscriber, emit);
+        let out = seen.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn the_demo_prints_no_slow_statement_warnings_over_its_banner() {
+        let emit = || {
+            tracing::warn!(target: "sqlx::query", "slow statement: execution time exceeded alert threshold");
+            tracing::info!(target: "liandong", "liandong is up");
+            tracing::warn!(target: "liandong", "a warning of liandong's own");
+        };
+        assert_eq!(passed(log_filter(true), emit), ["liandong"]);
+        assert_eq!(
+            passed(log_filter(false), emit),
+            ["sqlx::query", "liandong", "liandong"],
+            "serve logs them"
+        );
+    }
 
     fn cfg(dir: &Path, pairs: &[(&str, &str)]) -> Config {
         let dir = dir.display().to_string();

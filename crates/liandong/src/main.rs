@@ -36,6 +36,7 @@ enum Command {
     /// the next start of `serve` / `project`. Run it with the projectors stopped.
     Rebuild {
         /// Projections to rebuild (default: all).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(liandong::projection_names()))]
         projections: Vec<String>,
     },
 }
@@ -43,12 +44,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The demo draws progress bars: by default only warnings may write over them, and not the
-    // projector's retries of a batch that met a busy SQLite file (it retries until it applies).
-    let default_filter = match cli.command {
-        Command::Demo(_) => "warn,liandong_projector=error",
-        _ => "info,librdkafka=warn,rdkafka=warn,sqlx=warn",
-    };
+    let default_filter = liandong::log_filter(matches!(cli.command, Command::Demo(_)));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
