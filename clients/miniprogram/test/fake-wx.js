@@ -48,6 +48,7 @@ function fakeWx(opts = {}) {
   const storage = opts.storage || new Map();
   const listeners = { show: [], hide: [], network: [] };
   const requests = [];
+  const responses = [];
   let respond = opts.respond || (() => ({ statusCode: 200, data: { accepted: 0, rejected: [] } }));
   let offline = false;
   const wx = {
@@ -150,6 +151,7 @@ function fakeWx(opts = {}) {
         }
         const header = {};
         r.headers.forEach((v, k) => (header[k] = v));
+        responses.push({ url: req.url, statusCode: r.status, data });
         req.success && req.success({ statusCode: r.status, data, header, errMsg: 'request:ok' });
         req.complete && req.complete({});
       })
@@ -163,6 +165,8 @@ function fakeWx(opts = {}) {
     wx,
     storage,
     requests,
+    /** What a real server answered (http mode). */
+    responses,
     /** Sets how wx.request answers (a function of the request). */
     respondWith(fn) {
       respond = fn;

@@ -306,7 +306,13 @@ async fn ready(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-const ANY_ROLE: &[Role] = &[Role::Ingest, Role::Analyst, Role::Support, Role::Admin];
+const ANY_ROLE: &[Role] = &[
+    Role::Ingest,
+    Role::Client,
+    Role::Analyst,
+    Role::Support,
+    Role::Admin,
+];
 
 /// Who may read `/v1/status`: every role that reads (an `ingest` key only sends events).
 const STATUS_ROLES: &[Role] = &[Role::Analyst, Role::Support];

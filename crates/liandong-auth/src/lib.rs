@@ -30,8 +30,13 @@ const GENERATED_KEY_LEN: usize = 43;
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    /// Sends tracking events (`POST /v1/events`).
+    /// Sends tracking events (`POST /v1/events`, the Sensors intake `/sa`).
     Ingest,
+    /// A key that ships inside an app (a Mini Program, an H5 page) and is therefore public: it
+    /// sends events like `ingest`, but only the types a client can observe
+    /// ([`CLIENT_EVENT_TYPES`]) and never a `unionid`. Everything else it sends is refused event
+    /// by event (`403`, in the dead-letter stream).
+    Client,
     /// Reads metrics.
     Analyst,
     /// Looks up members, including their personal data.
@@ -41,11 +46,18 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Ingest, Role::Analyst, Role::Support, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Ingest,
+        Role::Client,
+        Role::Analyst,
+        Role::Support,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => "ingest",
+            Role::Client => "client",
             Role::Analyst => "analyst",
             Role::Support => "support",
             Role::Admin => "admin",
@@ -67,7 +79,7 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}, expected one of ingest, analyst, support, admin")]
+#[error("unknown role {0:?}, expected one of ingest, client, analyst, support, admin")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -80,6 +92,19 @@ impl FromStr for Role {
             .ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
+
+/// The event types a `client` key may send: what an app or a page can observe by itself.
+/// Orders, coupons, activities, template messages, follows and every `member.*` (an erasure!)
+/// come from the merchant's server or WeChat's callback, never from a public key.
+pub const CLIENT_EVENT_TYPES: [&str; 7] = [
+    "mp.visit",
+    "mp.page_view",
+    "mp.follow_prompt.shown",
+    "mp.follow_prompt.click",
+    "mp.notify.click",
+    "oa.article.read",
+    "oa.article.click",
+];
 
 /// Hex digits of the SHA-256 digest that make a key id: 48 bits, unique among any realistic
 /// number of keys, and too short to help anyone guess a key of 16 or more characters.
@@ -359,6 +384,9 @@ pub enum AuthError {
     /// No `Authorization: Bearer <key>` header (or one that is not a Bearer credential).
     #[error("missing API key: expected an Authorization: Bearer <key> header")]
     Missing,
+    /// No key in the URL, where a client that cannot set headers (the Sensors SDKs) puts it.
+    #[error("missing API key: expected the key in the URL's token parameter, e.g. /sa?project=default&token=<key>")]
+    MissingUrlKey,
     /// A Bearer key that is not configured.
     #[error("unknown API key")]
     Unknown,
@@ -370,7 +398,9 @@ pub enum AuthError {
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::Missing | AuthError::Unknown => StatusCode::UNAUTHORIZED,
+            AuthError::Missing | AuthError::MissingUrlKey | AuthError::Unknown => {
+                StatusCode::UNAUTHORIZED
+            }
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
@@ -411,6 +441,25 @@ pub fn authorize(
     allowed: &[Role],
 ) -> Result<Caller, AuthError> {
     let key = bearer(headers).ok_or(AuthError::Missing)?;
+    let caller = keys.caller_of(key).ok_or(AuthError::Unknown)?;
+    if caller.role.may(allowed) {
+        Ok(caller)
+    } else {
+        Err(AuthError::Forbidden { role: caller.role })
+    }
+}
+
+/// Checks a key that came in the URL (`?token=<key>`) against `keys`, like [`authorize`] does
+/// a Bearer key. For clients that cannot set headers; the key is then as public as the URL.
+pub fn authorize_url_key(
+    keys: &ApiKeys,
+    key: Option<&str>,
+    allowed: &[Role],
+) -> Result<Caller, AuthError> {
+    let key = key
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(AuthError::MissingUrlKey)?;
     let caller = keys.caller_of(key).ok_or(AuthError::Unknown)?;
     if caller.role.may(allowed) {
         Ok(caller)
@@ -608,6 +657,38 @@ mod tests {
             !shown.contains(&fresh) && !shown.contains(INGEST_KEY),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn url_keys_are_checked_like_bearer_keys() {
+        let k = ApiKeys::parse(&format!(
+            "ingest:{INGEST_KEY},client:client-key-0123456789,analyst:{ANALYST_KEY}"
+        ))
+        .expect("keys");
+        let allowed = &[Role::Ingest, Role::Client];
+        assert_eq!(
+            authorize_url_key(&k, None, allowed),
+            Err(AuthError::MissingUrlKey)
+        );
+        assert_eq!(
+            authorize_url_key(&k, Some(" "), allowed),
+            Err(AuthError::MissingUrlKey)
+        );
+        assert_eq!(
+            authorize_url_key(&k, Some("nope-nope-nope-nope"), allowed),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(
+            authorize_url_key(&k, Some("client-key-0123456789"), allowed).map(|c| c.role),
+            Ok(Role::Client)
+        );
+        assert_eq!(
+            authorize_url_key(&k, Some(ANALYST_KEY), allowed),
+            Err(AuthError::Forbidden {
+                role: Role::Analyst
+            })
+        );
+        assert!(AuthError::MissingUrlKey.to_string().contains("token"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The dead-letter copy of a rejected event: `{index, event_id?, error, received_at, event}`.
+//! The dead-letter copy of a rejected event: `{index, event_id?, error, status?, received_at,
+//! event}` (`status` 403: refused because of the key that sent it).
 //! Invariant: personal data (`props.phone`, `props.address` of `member.profile_updated`) never
 //! reaches the dead-letter stream in plaintext, neither in `event` nor echoed in `error`.
 
@@ -112,6 +113,7 @@ pub(crate) fn payload(
     index: usize,
     event_id: Option<&str>,
     error: &str,
+    status: Option<u16>,
     received_at: DateTime<Utc>,
     event: Value,
 ) -> Value {
@@ -121,6 +123,9 @@ pub(crate) fn payload(
         m.insert("event_id".into(), Value::from(id));
     }
     m.insert("error".into(), Value::from(error));
+    if let Some(status) = status {
+        m.insert("status".into(), Value::from(status));
+    }
     m.insert(
         "received_at".into(),
         Value::from(received_at.to_rfc3339_opts(SecondsFormat::Millis, true)),

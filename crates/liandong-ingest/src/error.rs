@@ -50,6 +50,22 @@ pub enum IngestError {
     EventTooLarge { index: usize, size: usize },
     #[error("sent_at: expected an RFC 3339 date-time, e.g. 2026-11-24T10:00:05+08:00, got {0}")]
     BadSentAt(String),
+    /// A request parameter of the Sensors intake that is missing or malformed.
+    #[error("{name}: {message}")]
+    BadParameter { name: &'static str, message: String },
+    /// Compressed data that expands beyond the body limit (a gzip bomb, or just too much):
+    /// refused without ever holding more than the limit.
+    #[error(
+        "{name}: the decompressed data is larger than the limit of {} bytes (2 MiB)",
+        MAX_BODY_BYTES
+    )]
+    DecompressedTooLarge { name: &'static str },
+    /// The key spent its request budget: `429` with `Retry-After`.
+    #[error("too many requests for this key: the limit is {per_second} requests per second; retry later")]
+    RateLimited {
+        per_second: u32,
+        retry_after: Duration,
+    },
     /// Retryable: the batch's bindings could not be checked, so no event of it is accepted.
     #[error("identity store unavailable: {0}")]
     IdentityUnavailable(String),
@@ -81,8 +97,11 @@ impl IngestError {
             | IngestError::NotJson(_)
             | IngestError::NotABatch(_)
             | IngestError::EmptyBatch
-            | IngestError::BadSentAt(_) => StatusCode::BAD_REQUEST,
+            | IngestError::BadSentAt(_)
+            | IngestError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::BodyTooLarge
+            | IngestError::DecompressedTooLarge { .. }
             | IngestError::TooManyEvents { .. }
             | IngestError::EventTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::IdentityUnavailable(_)
@@ -93,14 +112,15 @@ impl IngestError {
         }
     }
 
-    /// Whole seconds for `Retry-After` on a 503: rounded up and at least 1, since `0` would
+    /// Whole seconds for `Retry-After` on a 503 or 429: rounded up and at least 1, since `0` would
     /// invite an immediate retry storm against a log that just said no.
     pub fn retry_after_secs(&self) -> Option<u64> {
         let wait = match self {
             IngestError::IdentityUnavailable(_)
             | IngestError::DataKeysUnavailable(_)
             | IngestError::ReadStoreUnavailable(_) => IDENTITY_RETRY_AFTER,
-            IngestError::LogUnavailable { retry_after, .. } => *retry_after,
+            IngestError::LogUnavailable { retry_after, .. }
+            | IngestError::RateLimited { retry_after, .. } => *retry_after,
             _ => return None,
         };
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -5,12 +5,12 @@
 //! In-process adapters ([`IngestState::ingest_values`]) join the same flow after the HTTP part.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use liandong_auth::{authorize, Caller, Role};
+use liandong_auth::{authorize, authorize_url_key, Caller, Role, CLIENT_EVENT_TYPES};
 use liandong_event::{Event, EventType, OpenidKind, Schemas};
 use liandong_identity::{IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
@@ -42,6 +42,10 @@ pub struct RejectedEvent {
     /// The sender's `event_id` when it was a string, valid or not.
     pub event_id: Option<String>,
     pub error: String,
+    /// `403` when the event was refused because of the key that sent it (a `client` key sending
+    /// a server-only type or a `unionid`), not because of what it says; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// A rejected event on its way to the response and the dead-letter stream.
@@ -55,6 +59,53 @@ struct Rejection {
     /// The event as sent, already redacted.
     event: Value,
     key: String,
+    /// See [`RejectedEvent::status`].
+    status: Option<u16>,
+}
+
+/// What the key that sent a batch may put in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Any event of the catalogue (`ingest`, `admin`, in-process adapters).
+    Full,
+    /// Only [`CLIENT_EVENT_TYPES`], never a `unionid` (a `client` key, which is public).
+    Client,
+}
+
+impl Scope {
+    pub(crate) fn of(caller: Option<&Caller>) -> Scope {
+        match caller {
+            Some(c) if c.role == Role::Client => Scope::Client,
+            _ => Scope::Full,
+        }
+    }
+
+    /// Why a client key may not send `value`, if it may not. Checked before validation, so a
+    /// refused event never binds an identity nor erases anyone, however well-formed it is.
+    fn refusal(self, value: &Value) -> Option<String> {
+        if self == Scope::Full {
+            return None;
+        }
+        let event_type = value.get("type").and_then(Value::as_str);
+        match event_type {
+            Some(t) if CLIENT_EVENT_TYPES.contains(&t) => {}
+            Some(t) => {
+                return Some(format!(
+                    "type: a client key may not send {t:?}: only {} (server-side events need an ingest key, kept on the server)",
+                    CLIENT_EVENT_TYPES.join(", ")
+                ))
+            }
+            // Not a type at all: the schema's message says what is wrong.
+            None => return None,
+        }
+        if value.get("user").and_then(|u| u.get("unionid")).is_some() {
+            return Some(
+                "user.unionid: a client key may not send a unionid: an identity binding must come from the merchant's server (with an ingest key), which learned it from WeChat"
+                    .to_owned(),
+            );
+        }
+        None
+    }
 }
 
 /// A valid event; `sent` is the sender's JSON, kept only while an identity conflict could
@@ -93,24 +144,85 @@ pub(crate) async fn post_events(
     }
 }
 
+/// Who may send events: `client` keys too, within their [`Scope`].
+pub(crate) const SENDERS: &[Role] = &[Role::Ingest, Role::Client];
+
 async fn ingest(
     state: &IngestState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<IngestResponse, IngestError> {
-    let caller = authorize(&state.keys, headers, &[Role::Ingest])?;
+    let caller = authorize(&state.keys, headers, SENDERS)?;
+    check_content_type(headers)?;
+    ingest_batch(state, caller, body).await
+}
+
+/// `POST /v1/beacon?token=<key>`: the batch of `POST /v1/events` from a page that can only
+/// beacon (`navigator.sendBeacon` sets no header, and a cross-origin `text/plain` body needs no
+/// CORS preflight): the key in the URL, the JSON body as `text/plain` or `application/json`.
+#[instrument(
+    skip_all,
+    fields(role = field::Empty, key_id = field::Empty, events = field::Empty, accepted = field::Empty, rejected = field::Empty)
+)]
+pub(crate) async fn post_beacon(
+    State(state): State<IngestState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = beacon(&state, query.as_deref().unwrap_or(""), &headers, body).await;
+    state.counters.record(&result);
+    match result {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn beacon(
+    state: &IngestState,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<IngestResponse, IngestError> {
+    let token = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let caller = authorize_url_key(&state.keys, token.as_deref(), SENDERS)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    if let Some(text) = content_type {
+        let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "text/plain" && essence != "application/json" {
+            return Err(IngestError::ContentType(format!(
+                "{text:?} (a beacon is text/plain or application/json)"
+            )));
+        }
+    }
+    ingest_batch(state, caller, body).await
+}
+
+/// A batch in the wire form of `POST /v1/events` from an authenticated key.
+async fn ingest_batch(
+    state: &IngestState,
+    caller: Caller,
+    body: Body,
+) -> Result<IngestResponse, IngestError> {
     Span::current().record("role", caller.role.as_str());
     Span::current().record("key_id", caller.key_id.as_str());
-    check_content_type(headers)?;
+    state.check_rate(&caller)?;
     let body = read_body(body).await?;
 
     // One clock reading per batch: every event of it was received at the same moment.
     let now = Utc::now();
     let schemas = state.schemas.clone();
+    let scope = Scope::of(Some(&caller));
     // Parsing and schema validation of up to 2 MiB is CPU work; keep it off the async workers.
     let validated = {
         let span = Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| validate_batch(&schemas, &body, now)))
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| validate_batch(&schemas, &body, now, scope))
+        })
     }
     .await
     .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
@@ -151,18 +263,31 @@ impl IngestState {
         items: Vec<Submission>,
         now: DateTime<Utc>,
     ) -> Result<IngestResponse, IngestError> {
+        let result = self.ingest_submissions(None, items, now).await;
+        self.counters.record(&result);
+        result
+    }
+
+    /// [`ingest_values`](Self::ingest_values) for items a key sent through another wire format
+    /// (the Sensors intake): the key's [`Scope`] applies and the audit trail names it. Not
+    /// counted: the caller records the result.
+    pub(crate) async fn ingest_submissions(
+        &self,
+        caller: Option<&Caller>,
+        items: Vec<Submission>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResponse, IngestError> {
         let schemas = self.schemas.clone();
+        let scope = Scope::of(caller);
         let validated = {
             let span = Span::current();
             tokio::task::spawn_blocking(move || {
-                span.in_scope(|| validate_submissions(&schemas, items, now))
+                span.in_scope(|| validate_submissions(&schemas, items, now, scope))
             })
         }
         .await
         .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
-        let result = store(self, None, validated, now).await;
-        self.counters.record(&result);
-        result
+        store(self, caller, validated, now).await
     }
 }
 
@@ -205,6 +330,7 @@ async fn store(
             r.index,
             r.event_id.as_deref(),
             &r.dead_letter_error,
+            r.status,
             now,
             r.event,
         );
@@ -219,6 +345,7 @@ async fn store(
             index: r.index,
             event_id: r.event_id,
             error: r.error,
+            status: r.status,
         });
     }
 
@@ -239,6 +366,7 @@ fn validate_batch(
     schemas: &Schemas,
     body: &[u8],
     now: DateTime<Utc>,
+    scope: Scope,
 ) -> Result<Validated, IngestError> {
     let batch = parse_batch(body)?;
     if let Some(sent_at) = batch.sent_at {
@@ -262,11 +390,12 @@ fn validate_batch(
                     error,
                     event: dead_letter::redact_raw(raw),
                     key: String::new(),
+                    status: None,
                 });
                 continue;
             }
         };
-        validate_value(schemas, index, value, now, &mut out);
+        validate_value(schemas, index, value, now, scope, &mut out);
     }
     Ok(out)
 }
@@ -277,6 +406,7 @@ fn validate_submissions(
     schemas: &Schemas,
     items: Vec<Submission>,
     now: DateTime<Utc>,
+    scope: Scope,
 ) -> Validated {
     let mut out = Validated {
         valid: Vec::with_capacity(items.len()),
@@ -284,7 +414,7 @@ fn validate_submissions(
     };
     for (index, item) in items.into_iter().enumerate() {
         match item {
-            Submission::Event(value) => validate_value(schemas, index, value, now, &mut out),
+            Submission::Event(value) => validate_value(schemas, index, value, now, scope, &mut out),
             Submission::Unmappable {
                 event_id,
                 key,
@@ -297,6 +427,7 @@ fn validate_submissions(
                 error: reason,
                 event: dead_letter::redact_event(&original),
                 key,
+                status: None,
             }),
         }
     }
@@ -309,8 +440,21 @@ fn validate_value(
     index: usize,
     value: Value,
     now: DateTime<Utc>,
+    scope: Scope,
     out: &mut Validated,
 ) {
+    if let Some(reason) = scope.refusal(&value) {
+        out.rejected.push(Rejection {
+            index,
+            event_id: event_id_of(&value),
+            error: reason.clone(),
+            dead_letter_error: reason,
+            key: dead_letter::key_of(Some(&value)),
+            event: dead_letter::redact_event(&value),
+            status: Some(403),
+        });
+        return;
+    }
     match schemas.validate(&value, now) {
         Ok(event) => {
             // Only events that bind identities can still be rejected later.
@@ -326,6 +470,7 @@ fn validate_value(
                 dead_letter_error: dead_letter::redact_error(event_type, &invalid.0),
                 key: dead_letter::key_of(Some(&value)),
                 event: dead_letter::redact_event(&value),
+                status: None,
             });
         }
     }
@@ -364,6 +509,7 @@ async fn bind_identities(
                     error,
                     key: dead_letter::key_of(Some(&sent)),
                     event: dead_letter::redact_event(&sent),
+                    status: None,
                 });
             }
             Err(IdentityError::Unavailable(reason)) => {

@@ -10,13 +10,20 @@
 //! the `503` asks for writes them again.
 //!
 //! Other ways in (the WeChat callback) hand already-parsed events to
-//! [`IngestState::ingest_values`], which runs the same validation, binding and appends.
+//! [`IngestState::ingest_values`], which runs the same validation, binding and appends. The
+//! Sensors Data–compatible intake ([`sensors`], `/sa` and `/sa.gif`) maps what the Sensors SDKs
+//! send onto the catalogue and joins the same path, authenticated by a key in the URL.
+//!
+//! Keys with the `client` role (public: shipped inside an app) may send only the
+//! client-observable types and never a `unionid`; anything else they send is refused event by
+//! event (`403`, dead-lettered). Every key has a request budget ([`RateLimit`]); beyond it the
+//! answer is `429` with `Retry-After`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use liandong_auth::ApiKeys;
 use liandong_event::Schemas;
@@ -28,9 +35,12 @@ mod batch;
 mod dead_letter;
 mod error;
 mod handler;
+mod rate;
+pub mod sensors;
 
 pub use error::IngestError;
 pub use handler::{IngestResponse, RejectedEvent, Submission};
+pub use rate::RateLimit;
 
 /// Largest request body (EVENTS.md: 2 MiB).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -49,6 +59,7 @@ pub struct IngestState {
     /// Seals personal data before it reaches the log.
     data_keys: DataKeys,
     counters: Arc<Counters>,
+    limiter: rate::Limiter,
 }
 
 impl IngestState {
@@ -66,7 +77,24 @@ impl IngestState {
             keys,
             data_keys,
             counters: Arc::default(),
+            limiter: rate::Limiter::new(RateLimit::DEFAULT),
         }
+    }
+
+    /// Replaces the per-key request budget ([`RateLimit::DEFAULT`] unless set).
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.limiter = rate::Limiter::new(limit);
+        self
+    }
+
+    /// One request of `caller`'s budget, or `429` with the wait.
+    pub(crate) fn check_rate(&self, caller: &liandong_auth::Caller) -> Result<(), IngestError> {
+        self.limiter
+            .check(&caller.key_id)
+            .map_err(|retry_after| IngestError::RateLimited {
+                per_second: self.limiter.limit().per_second.get(),
+                retry_after,
+            })
     }
 
     /// The counters since start-up (shared by all clones of this state).
@@ -81,6 +109,7 @@ impl std::fmt::Debug for IngestState {
             .field("log", &self.log.kind())
             .field("identity", &self.identity)
             .field("keys", &self.keys)
+            .field("limiter", &self.limiter)
             .finish_non_exhaustive()
     }
 }
@@ -145,11 +174,22 @@ impl Counters {
     }
 }
 
-/// `POST /v1/events`. The body limit is enforced by the handler itself (so the 413 message is
-/// ours), hence axum's default limit is off for this route.
+/// `POST /v1/events`, `POST /v1/beacon` (the same batch from a page's `sendBeacon`, the key in
+/// the URL), and the Sensors intake on `/sa` and `/sa.gif` (GET and POST). The body
+/// limit is enforced by the handlers themselves (so the 413 message is ours), hence axum's
+/// default limit is off for these routes.
 pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/v1/events", post(handler::post_events))
+        .route("/v1/beacon", post(handler::post_beacon))
+        .route(
+            sensors::PATH,
+            get(sensors::handle_get).post(sensors::handle_post),
+        )
+        .route(
+            sensors::GIF_PATH,
+            get(sensors::handle_get).post(sensors::handle_post),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

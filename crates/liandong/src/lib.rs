@@ -340,7 +340,7 @@ fn api_keys(role: Role, cfg: &mut Config) -> anyhow::Result<ApiKeys> {
     write_keys(&path, &keys)?;
     warn!(path = %path.display(), "LIANDONG_API_KEYS is unset: created one key per role in this file (readable only by you)");
     println!(
-        "API keys created in {} (one per role: ingest, analyst, support, admin)",
+        "API keys created in {} (one per role: ingest, client, analyst, support, admin)",
         path.display()
     );
     Ok(keys)
