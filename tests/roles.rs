@@ -22,8 +22,9 @@ use liandong_vault::{MasterKey, Purpose, Vault};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const KEYS: [(Role, &str); 4] = [
+const KEYS: [(Role, &str); 5] = [
     (Role::Ingest, "roles-ingest-key-0123456789"),
+    (Role::Client, "roles-client-key-0123456789"),
     (Role::Analyst, "roles-analyst-key-0123456789"),
     (Role::Support, "roles-support-key-0123456789"),
     (Role::Admin, "roles-admin-key-0123456789"),
@@ -55,6 +56,8 @@ enum Access {
     Signature,
     /// These roles (`admin` is listed wherever it may go: everywhere).
     Roles(&'static [Role]),
+    /// These roles, with the key in the URL (`?token=<key>`: clients that cannot set headers).
+    UrlKey(&'static [Role]),
 }
 
 struct Endpoint {
@@ -90,8 +93,15 @@ const ANALYST: &[Role] = &[Role::Analyst, Role::Admin];
 const SUPPORT: &[Role] = &[Role::Support, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
 const READERS: &[Role] = &[Role::Analyst, Role::Support, Role::Admin];
-const ANY_KEY: &[Role] = &[Role::Ingest, Role::Analyst, Role::Support, Role::Admin];
-const INGEST: &[Role] = &[Role::Ingest, Role::Admin];
+const ANY_KEY: &[Role] = &[
+    Role::Ingest,
+    Role::Client,
+    Role::Analyst,
+    Role::Support,
+    Role::Admin,
+];
+/// Who sends events: a client key too (within its scope: client-observable events only).
+const INGEST: &[Role] = &[Role::Ingest, Role::Client, Role::Admin];
 
 fn visit(user: &str) -> Value {
     json!({
@@ -170,6 +180,34 @@ fn endpoints() -> Vec<Endpoint> {
                     Some(json!({"events": [visit(READ_MEMBER)]})),
                 )
             }),
+            200,
+        ),
+        row(
+            Method::POST,
+            "/v1/beacon",
+            Access::UrlKey(INGEST),
+            Request::Build(|_| {
+                (
+                    "/v1/beacon?x=1".into(),
+                    Some(json!({"events": [visit(READ_MEMBER)]})),
+                )
+            }),
+            200,
+        ),
+        // The Sensors intake: `e30` is base64 of `{}`, a record without a counterpart (200, one
+        // rejection).
+        row(
+            Method::GET,
+            "/sa",
+            Access::UrlKey(INGEST),
+            Request::Path("/sa?project=default&data=e30"),
+            200,
+        ),
+        row(
+            Method::GET,
+            "/sa.gif",
+            Access::UrlKey(INGEST),
+            Request::Path("/sa.gif?data=e30"),
             200,
         ),
         row(
@@ -461,7 +499,7 @@ async fn roles_and_keys(database_url: Option<String>) {
         "rows of endpoints() that are not served: {stale:?}"
     );
     for e in &table {
-        if let Access::Roles(roles) = e.access {
+        if let Access::Roles(roles) | Access::UrlKey(roles) = e.access {
             assert!(
                 roles.contains(&Role::Admin),
                 "{}: admin may do everything",
@@ -557,15 +595,25 @@ async fn roles_and_keys(database_url: Option<String>) {
     for e in &table {
         for caller in &callers {
             let n = allowed_calls.get(e.route).map_or(0, Vec::len);
-            let (path, body) = e.request.make(n);
+            let (mut path, body) = e.request.make(n);
+            let mut bearer = caller.key();
+            if let Access::UrlKey(_) = e.access {
+                if let Some(key) = bearer.take() {
+                    path = format!("{path}&token={key}");
+                }
+            }
             let (status, answer) = api
-                .call(e.method.clone(), &path, caller.key(), body.as_ref())
+                .call(e.method.clone(), &path, bearer, body.as_ref())
                 .await;
             let expected = match (e.access, caller.role()) {
                 (Access::Public | Access::Signature, _) => e.ok,
-                (Access::Roles(_), None) => 401,
-                (Access::Roles(roles), Some(role)) if roles.contains(&role) => e.ok,
-                (Access::Roles(_), Some(_)) => 403,
+                (Access::Roles(_) | Access::UrlKey(_), None) => 401,
+                (Access::Roles(roles) | Access::UrlKey(roles), Some(role))
+                    if roles.contains(&role) =>
+                {
+                    e.ok
+                }
+                (Access::Roles(_) | Access::UrlKey(_), Some(_)) => 403,
             };
             if status != expected {
                 failures.push(format!(

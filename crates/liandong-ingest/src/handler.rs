@@ -192,7 +192,12 @@ async fn beacon(
         .get(axum::http::header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("").to_owned());
     if let Some(text) = content_type {
-        let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = text
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if essence != "text/plain" && essence != "application/json" {
             return Err(IngestError::ContentType(format!(
                 "{text:?} (a beacon is text/plain or application/json)"

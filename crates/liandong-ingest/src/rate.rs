@@ -53,7 +53,8 @@ impl RateLimit {
     }
 }
 
-type Keyed = RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>;
+type Keyed =
+    RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>;
 
 /// The limiter shared by all clones of an ingestion state.
 #[derive(Clone)]
@@ -107,10 +108,7 @@ mod tests {
                 burst: NonZeroU32::new(20).unwrap()
             }
         );
-        assert_eq!(
-            RateLimit::parse(" 5/s , burst=7").unwrap().burst.get(),
-            7
-        );
+        assert_eq!(RateLimit::parse(" 5/s , burst=7").unwrap().burst.get(), 7);
         for bad in ["10", "0/s", "x/s", "10/s,7", "10/s,burst=0", "-1/s"] {
             let e = RateLimit::parse(bad).unwrap_err();
             assert!(e.contains("requests per second per key"), "{bad}: {e}");
@@ -123,7 +121,10 @@ mod tests {
         assert!(limiter.check("a").is_ok());
         assert!(limiter.check("a").is_ok());
         let wait = limiter.check("a").expect_err("the burst is spent");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         assert!(limiter.check("b").is_ok(), "another key is not affected");
     }
 }

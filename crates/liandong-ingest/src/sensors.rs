@@ -109,7 +109,8 @@ fn bad(name: &'static str, message: impl Into<String>) -> IngestError {
 /// Base64 as the SDKs write it (standard alphabet, padded), and as sloppier senders do (no
 /// padding, the URL-safe alphabet, a `+` that form decoding turned into a space, line breaks).
 fn decode_base64(name: &'static str, text: &str) -> Result<Vec<u8>, IngestError> {
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let cleaned: String = text
         .chars()
         .filter(|c| !matches!(c, '\r' | '\n'))
@@ -149,12 +150,10 @@ pub fn decode_records(params: &Params) -> Result<Vec<Value>, IngestError> {
     let (name, text) = match (&params.data_list, &params.data) {
         (Some(list), _) => ("data_list", list),
         (None, Some(one)) => ("data", one),
-        (None, None) => {
-            return Err(bad(
-                "data",
-                "missing: expected a data or data_list parameter (base64 of the Sensors SDK's JSON)",
-            ))
-        }
+        (None, None) => return Err(bad(
+            "data",
+            "missing: expected a data or data_list parameter (base64 of the Sensors SDK's JSON)",
+        )),
     };
     let gzipped = match params.gzip.as_deref().map(str::trim) {
         None | Some("") | Some("0") => false,
@@ -173,8 +172,12 @@ pub fn decode_records(params: &Params) -> Result<Vec<Value>, IngestError> {
     } else {
         bytes
     };
-    let value: Value = serde_json::from_slice(&json)
-        .map_err(|e| bad(name, format!("expected base64 of JSON records, but it is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&json).map_err(|e| {
+        bad(
+            name,
+            format!("expected base64 of JSON records, but it is not JSON: {e}"),
+        )
+    })?;
     let records = match value {
         Value::Array(records) => records,
         record @ Value::Object(_) => vec![record],
@@ -200,9 +203,7 @@ pub fn decode_records(params: &Params) -> Result<Vec<Value>, IngestError> {
 pub fn project_of(params: &Params) -> Result<String, IngestError> {
     match params.project.as_deref().map(str::trim) {
         None | Some("") => Ok(DEFAULT_PROJECT.to_owned()),
-        Some(p)
-            if p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-        {
+        Some(p) if p.len() <= 100 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
             Ok(p.to_owned())
         }
         Some(p) => {
@@ -228,8 +229,7 @@ pub fn decode(query: &str, body: &[u8]) -> Result<Vec<Submission>, IngestError> 
 /// launch's id (see the table above).
 pub fn map_records(records: &[Value], project: &str) -> Vec<Submission> {
     // The last launch of each distinct_id: (scene, page, time, event id).
-    let mut launches: HashMap<String, (Option<i64>, Option<String>, i64, String)> =
-        HashMap::new();
+    let mut launches: HashMap<String, (Option<i64>, Option<String>, i64, String)> = HashMap::new();
     records
         .iter()
         .enumerate()
@@ -393,7 +393,8 @@ pub fn map_record(index: usize, record: &Value, project: &str) -> Submission {
     else {
         return unmappable(format!(
             "time: expected milliseconds since the epoch, got {}",
-            obj.get("time").map_or("nothing".to_owned(), Value::to_string)
+            obj.get("time")
+                .map_or("nothing".to_owned(), Value::to_string)
         ));
     };
 
@@ -476,7 +477,10 @@ pub(crate) async fn handle_get(
     State(state): State<IngestState>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    respond(&state, intake(&state, query.unwrap_or_default(), Body::empty()).await)
+    respond(
+        &state,
+        intake(&state, query.unwrap_or_default(), Body::empty()).await,
+    )
 }
 
 #[instrument(skip_all, fields(role = field::Empty, key_id = field::Empty, accepted = field::Empty, rejected = field::Empty))]
@@ -485,7 +489,10 @@ pub(crate) async fn handle_post(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    respond(&state, intake(&state, query.unwrap_or_default(), body).await)
+    respond(
+        &state,
+        intake(&state, query.unwrap_or_default(), body).await,
+    )
 }
 
 fn respond(state: &IngestState, result: Result<IngestResponse, IngestError>) -> Response {
@@ -605,7 +612,11 @@ mod tests {
         ] {
             r["event"] = json!(name);
             match map_record(3, &r, "default") {
-                Submission::Unmappable { reason: got, event_id, .. } => {
+                Submission::Unmappable {
+                    reason: got,
+                    event_id,
+                    ..
+                } => {
                     assert!(got.starts_with("sensors record 3: "), "{got}");
                     assert!(got.contains(reason), "{got}");
                     assert!(event_id.is_some());
@@ -623,7 +634,10 @@ mod tests {
 
     #[test]
     fn parameters_come_from_body_and_query() {
-        let p = Params::parse("project=shop&token=k&data=q", b"data_list=abc%2B&gzip=1&data=b");
+        let p = Params::parse(
+            "project=shop&token=k&data=q",
+            b"data_list=abc%2B&gzip=1&data=b",
+        );
         assert_eq!(p.data_list.as_deref(), Some("abc+"));
         assert_eq!(p.data.as_deref(), Some("b"), "the body's wins");
         assert_eq!(p.project.as_deref(), Some("shop"));
@@ -674,7 +688,10 @@ mod tests {
         let bomb = gz.finish().unwrap();
         assert!(bomb.len() < MAX_BODY_BYTES / 4);
         let err = gunzip_bounded("data_list", &bomb).unwrap_err();
-        assert!(matches!(err, IngestError::DecompressedTooLarge { name: "data_list" }));
+        assert!(matches!(
+            err,
+            IngestError::DecompressedTooLarge { name: "data_list" }
+        ));
         assert_eq!(err.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -471,7 +471,8 @@ async fn valid_events_are_accepted_and_rejected_ones_dead_lettered_with_their_re
         RejectedEvent {
             index: 1,
             event_id: id(&negative),
-            error: "props.amount_fen: expected an integer >= 0, got -5".into()
+            error: "props.amount_fen: expected an integer >= 0, got -5".into(),
+            status: None,
         }
     );
     assert!(

@@ -48,6 +48,9 @@ pub struct Config {
     pub projector_batch: usize,
     /// The WeChat OA callback, when `LIANDONG_WECHAT_TOKEN` is set.
     pub wechat: Option<WechatConfig>,
+    /// `LIANDONG_RATE_LIMIT`: each key's request budget for ingestion (`POST /v1/events`,
+    /// `/v1/beacon`, `/sa`), e.g. `50/s` or `10/s,burst=40`.
+    pub rate_limit: liandong_ingest::RateLimit,
 }
 
 fn err(name: &'static str, message: impl Into<String>) -> ConfigError {
@@ -182,7 +185,14 @@ impl Config {
                 })?,
         };
         let wechat = wechat(&get)?;
+        let rate_limit = match get("LIANDONG_RATE_LIMIT") {
+            None => liandong_ingest::RateLimit::DEFAULT,
+            Some(v) => {
+                liandong_ingest::RateLimit::parse(&v).map_err(|m| err("LIANDONG_RATE_LIMIT", m))?
+            }
+        };
         Ok(Config {
+            rate_limit,
             projector_batch,
             wechat,
             listen,
@@ -294,6 +304,7 @@ mod tests {
             ("LIANDONG_DATABASE_URL", "mysql://x"),
             ("LIANDONG_TIMEZONE", "Mars/Olympus"),
             ("LIANDONG_TOPIC_PREFIX", "a b"),
+            ("LIANDONG_RATE_LIMIT", "lots"),
             ("LIANDONG_API_KEYS", "root:secret"),
             ("LIANDONG_MASTER_KEY", "not base64!"),
             (

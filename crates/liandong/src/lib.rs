@@ -175,7 +175,8 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
             identity,
             keys.clone(),
             data_keys.clone(),
-        );
+        )
+        .with_rate_limit(cfg.rate_limit);
         // The WeChat callback is one more way into the same ingestion (same validation,
         // dead letters and durability); unconfigured, it answers 404.
         let wechat = cfg.wechat.take();
