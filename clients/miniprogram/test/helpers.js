@@ -2,13 +2,15 @@
 // Helpers of the tests against a real server.
 const fs = require('node:fs');
 const path = require('node:path');
+// Not the global setTimeout, which the Sensors test replaces with an unref'd one.
+const { setTimeout: sleep } = require('node:timers/promises');
 
 /** Waits (real time) until `check()` holds. */
 async function until(what, check, ms = 15000) {
   const start = Date.now();
   while (!check()) {
     if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

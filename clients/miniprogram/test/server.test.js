@@ -67,6 +67,7 @@ test('events arrive, an offline period loses nothing, a resent batch counts once
   // A client key may not send server-side events: refused (403 per event), not retried.
   b.track('order.paid', { order_id: `A-${RUN}`, amount_fen: 100 });
   await until('the offline events to be sent', () => b.stats().queued === 0);
+  b.stop();
   assert.equal(b.stats().sent, 31);
   assert.equal(rejections.length, 1);
   assert.equal(rejections[0].status, 403);
