@@ -2,8 +2,8 @@
 #![no_main]
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
 use liandong_event::Schemas;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     static SCHEMAS: OnceLock<Schemas> = OnceLock::new();

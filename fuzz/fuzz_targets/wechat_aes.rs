@@ -1,7 +1,7 @@
 //! The `Encrypt` element of a safe-mode push: base64, AES-256-CBC, padding, length and AppID.
 #![no_main]
-use libfuzzer_sys::fuzz_target;
 use liandong_wechat::AesKey;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let key = AesKey::from_encoding_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
