@@ -114,12 +114,18 @@ pub(crate) fn insert(d: Dialect, table: &str, cols: Columns) -> String {
     )
 }
 
-/// `INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new value.
-pub(crate) fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+/// [`insert`] with `ON CONFLICT (key) DO UPDATE SET` each other column to `set(column)`.
+fn insert_or_update(
+    d: Dialect,
+    table: &str,
+    key: &[&str],
+    cols: Columns,
+    set: impl Fn(&str) -> String,
+) -> String {
     let set: Vec<String> = cols
         .iter()
         .filter(|(c, _)| !key.contains(c))
-        .map(|(c, _)| format!("{c} = excluded.{c}"))
+        .map(|(c, _)| set(c))
         .collect();
     format!(
         "{} ON CONFLICT ({}) DO UPDATE SET {}",
@@ -129,21 +135,18 @@ pub(crate) fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> St
     )
 }
 
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new value.
+pub(crate) fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+    insert_or_update(d, table, key, cols, |c| format!("{c} = excluded.{c}"))
+}
+
 /// `INSERT … ON CONFLICT (key) DO UPDATE SET c = c + excluded.c` for every other column: a
 /// commutative update, so concurrent batches may add to the same rows. Rows come sorted by key
 /// (the caller's BTreeMap order), so two batches lock shared rows in the same order.
 pub(crate) fn add_counts(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
-    let set: Vec<String> = cols
-        .iter()
-        .filter(|(c, _)| !key.contains(c))
-        .map(|(c, _)| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect();
-    format!(
-        "{} ON CONFLICT ({}) DO UPDATE SET {}",
-        insert(d, table, cols),
-        key.join(", "),
-        set.join(", ")
-    )
+    insert_or_update(d, table, key, cols, |c| {
+        format!("{c} = {table}.{c} + excluded.{c}")
+    })
 }
 
 /// A time column as canonical text (RFC 3339, UTC, microseconds), as the folds parse it.
