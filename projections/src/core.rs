@@ -179,10 +179,27 @@ async fn apply<C: CoreDb + Db + ErasureDb + PersonalDb + Send>(
     let (erasures, others): (Vec<&Event>, Vec<&Event>) = events
         .iter()
         .partition(|e| e.event_type == EventType::MemberErased);
-    let identifiers: BTreeSet<String> = events
+    // Every lock the batch will most likely need, in one sorted acquisition: its identifiers
+    // and the unionids their openids are bound to (the members its events belong to). Locks
+    // taken later, one set after another, can deadlock with another batch's; these cover all
+    // but the members a binding of this batch re-keys events away from.
+    let mut identifiers: BTreeSet<String> = events
         .iter()
         .flat_map(|e| erasure::MemberIds::of_user(&e.user).member_keys())
         .collect();
+    let openids: BTreeSet<&str> = events
+        .iter()
+        .flat_map(|e| [e.user.oa_openid.as_deref(), e.user.mp_openid.as_deref()])
+        .flatten()
+        .collect();
+    if !openids.is_empty() {
+        identifiers.extend(
+            db.bindings_of_openids(&json(&openids))
+                .await?
+                .into_iter()
+                .map(|(_, _, unionid)| unionid),
+        );
+    }
     db.lock(&json(&identifiers)).await?;
     let kept = erasure::skip_erased(db, vault, others).await?;
     let changes = apply_events(db, tz, &kept).await?;
