@@ -318,7 +318,7 @@ async fn erase_rebuild_search(db_url: Option<&str>, store_of: impl Fn(&Config) -
         .await
         .expect("rebuild");
     assert!(
-        rebuilt.iter().any(|(name, _)| name == "core"),
+        rebuilt.iter().any(|(name, _, _)| name == "core"),
         "{rebuilt:?}"
     );
     let running = liandong::start(Role::Serve, cfg)

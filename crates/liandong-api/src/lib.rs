@@ -317,13 +317,18 @@ const ANY_ROLE: &[Role] = &[
 /// Who may read `/v1/status`: every role that reads (an `ingest` key only sends events).
 const STATUS_ROLES: &[Role] = &[Role::Analyst, Role::Support];
 
-/// Each projection's position and lag behind the end of the log: a script waits for `lag`
-/// 0 to know the read models hold everything accepted so far.
+/// Each projection's version, position and lag behind the end of the log, and the progress of
+/// a rebuild under way: a script waits for `lag` 0 to know the read models hold everything
+/// accepted so far and no rebuild is left to swap in (the top-level `lag` counts what the
+/// rebuilds still have to apply too).
 async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&s.keys, &headers, STATUS_ROLES)?;
     let projections: Vec<&dyn Projection> = s.projections.iter().map(|p| p.as_ref()).collect();
     let st = liandong_projector::status(&s.store, s.log.as_ref(), &projections).await?;
-    let lag: i64 = st.iter().map(|p| p.lag).sum();
+    let lag: i64 = st
+        .iter()
+        .map(|p| p.lag + p.rebuild.as_ref().map_or(0, |r| r.lag.max(1)))
+        .sum();
     Ok(Json(json!({"log": s.log.kind(), "lag": lag, "projections": st})).into_response())
 }
 

@@ -60,6 +60,10 @@ pub struct ProjectorStats {
 
 /// One projection fed from the log.
 pub struct Projector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: ReadStore,
     log: Arc<dyn EventLog>,
     projection: Arc<dyn Projection>,
@@ -67,13 +71,37 @@ pub struct Projector {
     stats: Arc<ProjectorStats>,
 }
 
-/// Brings a projection to the version this binary has. A projection never projected, or
-/// projected by an older version, is emptied and rebuilt from the start of the log (ingestion
-/// goes on meanwhile); one projected by a newer version is an error — an old binary must not
-/// write into a newer read model.
-pub async fn prepare(store: &ReadStore, projection: &dyn Projection) -> Result<(), StoreError> {
+/// Where a batch is applied: the live tables, or a rebuild's (see [`liandong_store::rebuild`]).
+struct Slot {
+    /// The key of the stored positions and of the registry row the compare-and-set checks.
+    positions: String,
+    version: i32,
+    /// The `search_path` of a rebuild's transactions (PostgreSQL only).
+    search_path: Option<String>,
+}
+
+/// What a projector does once [`prepare`] has looked at the read store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prepared {
+    /// The live tables are of this version: apply to them.
+    Live,
+    /// The live tables are of an older version, and this one is being built beside them
+    /// (PostgreSQL): apply to them once the build has been swapped in.
+    Building,
+}
+
+/// Brings a projection to the version this binary has. A projection never projected is
+/// emptied and built from the start of the log. One projected by an older version is rebuilt
+/// from the start of the log: on PostgreSQL beside the old tables, which keep answering until
+/// the new ones have caught up and are swapped in; on SQLite in place. One projected by a newer
+/// version is an error — an old binary must not write into a newer read model.
+pub async fn prepare(
+    store: &ReadStore,
+    projection: &dyn Projection,
+) -> Result<Prepared, StoreError> {
     let name = projection.name();
     let mine = projection.version();
+    const VERSION: &str = "SELECT version FROM liandong_projections WHERE projection = $1";
     match store {
         ReadStore::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -81,32 +109,58 @@ pub async fn prepare(store: &ReadStore, projection: &dyn Projection) -> Result<(
             sqlx::query("LOCK TABLE liandong_projections IN EXCLUSIVE MODE")
                 .execute(&mut *tx)
                 .await?;
-            let stored: Option<i32> = sqlx::query_scalar(
-                "SELECT version FROM liandong_projections WHERE projection = $1",
-            )
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if needs_rebuild(name, mine, stored)? {
-                liandong_store::reset_pg(&mut tx, name, mine, projection.tables()).await?;
-            }
+            let stored: Option<i32> = sqlx::query_scalar(VERSION)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let prepared = match stored {
+                None => {
+                    liandong_store::reset_pg(&mut tx, name, mine, projection.tables()).await?;
+                    Prepared::Live
+                }
+                Some(v) if v == mine => Prepared::Live,
+                Some(v) if v < mine => {
+                    if liandong_store::rebuild::begin_build_pg(
+                        &mut tx,
+                        name,
+                        mine,
+                        projection.tables(),
+                    )
+                    .await?
+                    {
+                        info!(
+                            projection = name,
+                            from = v,
+                            to = mine,
+                            "projection version changed: building the new version beside the old tables, which keep answering"
+                        );
+                    }
+                    Prepared::Building
+                }
+                Some(v) => {
+                    return Err(StoreError::Superseded {
+                        projection: name.to_owned(),
+                        mine,
+                        stored: v,
+                    })
+                }
+            };
             tx.commit().await?;
+            Ok(prepared)
         }
         ReadStore::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
-            let stored: Option<i32> = sqlx::query_scalar(
-                "SELECT version FROM liandong_projections WHERE projection = $1",
-            )
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let stored: Option<i32> = sqlx::query_scalar(VERSION)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
             if needs_rebuild(name, mine, stored)? {
                 liandong_store::reset_sqlite(&mut tx, name, mine, projection.tables()).await?;
             }
             tx.commit().await?;
+            Ok(Prepared::Live)
         }
     }
-    Ok(())
 }
 
 fn needs_rebuild(name: &str, mine: i32, stored: Option<i32>) -> Result<bool, StoreError> {
@@ -130,6 +184,15 @@ fn needs_rebuild(name: &str, mine: i32, stored: Option<i32>) -> Result<bool, Sto
     }
 }
 
+/// Aborts a spawned task when dropped: a builder does not outlive its projector.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Projector {
     pub fn new(
         store: ReadStore,
@@ -138,46 +201,109 @@ impl Projector {
         cfg: ProjectorConfig,
     ) -> Self {
         Projector {
-            store,
-            log,
-            projection,
-            cfg,
-            stats: Arc::default(),
+            inner: Arc::new(Inner {
+                store,
+                log,
+                projection,
+                cfg,
+                stats: Arc::default(),
+            }),
         }
     }
 
     pub fn stats(&self) -> Arc<ProjectorStats> {
-        self.stats.clone()
+        self.inner.stats.clone()
     }
 
     /// The consumer group of this projection's current version.
     pub fn group(&self) -> String {
-        format!(
-            "{}.projector.{}.v{}",
-            self.cfg.group_prefix,
-            self.projection.name(),
-            self.projection.version()
-        )
+        self.inner.group()
     }
 
-    /// Projects until `shutdown` resolves, or a non-retryable error.
+    /// Projects until `shutdown` resolves, or a non-retryable error. A rebuild of the
+    /// projection's version found in the read store (a version bump, or `liandong rebuild`) is
+    /// built alongside, by a second consumer of the log, and swapped in once caught up.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ProjectorError> {
-        prepare(&self.store, self.projection.as_ref()).await?;
-        let mut consumer = self.log.consumer(&self.group(), Stream::Events).await?;
-        info!(projection = self.projection.name(), group = %self.group(), log = self.log.kind(), "projector started");
+        let this = self.inner;
+        let name = this.projection.name();
+        let mine = this.projection.version();
+        let mut prepared = prepare(&this.store, this.projection.as_ref()).await?;
+        let mut consumer = this.log.consumer(&this.group(), Stream::Events).await?;
+        info!(projection = name, group = %this.group(), log = this.log.kind(), "projector started");
+        let live = Slot {
+            positions: name.to_owned(),
+            version: mine,
+            search_path: None,
+        };
         let mut state = State::default();
+        let mut builder: Option<AbortOnDrop> = None;
+        let mut checked = tokio::time::Instant::now() - Duration::from_secs(60);
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         loop {
+            if checked.elapsed() >= Duration::from_secs(1) {
+                checked = tokio::time::Instant::now();
+                if matches!(this.store, ReadStore::Postgres(_)) {
+                    let building = this
+                        .store
+                        .projection_version(&liandong_store::rebuild::build_slot(name))
+                        .await;
+                    match building {
+                        Ok(Some(v)) if v == mine => {
+                            if builder.as_ref().is_none_or(|b| b.0.is_finished()) {
+                                let b = this.clone();
+                                builder = Some(AbortOnDrop(tokio::spawn(b.build(mine))));
+                            }
+                        }
+                        Ok(_) => builder = None,
+                        Err(e) => {
+                            warn!(projection = name, error = %e, "cannot read the rebuild registry")
+                        }
+                    }
+                }
+                if prepared == Prepared::Building {
+                    match this.store.projection_version(name).await {
+                        Ok(Some(v)) if v == mine => {
+                            info!(
+                                projection = name,
+                                version = mine,
+                                "the rebuilt version is live"
+                            );
+                            prepared = Prepared::Live;
+                            state.next.clear();
+                        }
+                        Ok(Some(v)) if v > mine => {
+                            return Err(StoreError::Superseded {
+                                projection: name.to_owned(),
+                                mine,
+                                stored: v,
+                            }
+                            .into())
+                        }
+                        Ok(_) if builder.is_none() => {
+                            // The build row is gone but the version is not ours: start again.
+                            prepared = prepare(&this.store, this.projection.as_ref()).await?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if prepared == Prepared::Building {
+                // Nothing to apply to the live tables until the build is swapped in.
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                }
+            }
             let polled = tokio::select! {
                 _ = &mut shutdown => break,
-                polled = consumer.poll(self.cfg.max_batch, self.cfg.poll_wait) => polled,
+                polled = consumer.poll(this.cfg.max_batch, this.cfg.poll_wait) => polled,
             };
             let outcome = match polled {
-                Ok(batch) => self.step(consumer.as_mut(), &mut state, batch).await,
+                Ok(batch) => this.step(&live, consumer.as_mut(), &mut state, batch).await,
                 Err(e) if e.is_retryable() => Err(ProjectorError::Log(e)),
                 Err(e) => return Err(e.into()),
             };
@@ -188,20 +314,140 @@ impl Projector {
                 }
                 Err(ProjectorError::Store(e @ StoreError::Config(_))) => return Err(e.into()),
                 Err(e) => {
-                    warn!(projection = self.projection.name(), error = %e, "batch not applied; retrying from the stored positions");
+                    warn!(projection = name, error = %e, "batch not applied; retrying from the stored positions");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        info!(projection = self.projection.name(), "projector stopped");
+        info!(projection = name, "projector stopped");
         Ok(())
+    }
+}
+
+impl Inner {
+    fn group(&self) -> String {
+        format!(
+            "{}.projector.{}.v{}",
+            self.cfg.group_prefix,
+            self.projection.name(),
+            self.projection.version()
+        )
+    }
+
+    /// Builds `version` of the projection into its rebuild schema from the start of the log,
+    /// and swaps it in once its positions reach the log's end. Every projector process of the
+    /// projection runs one; they share the build's partitions as a consumer group, and the
+    /// first to see the build caught up swaps it.
+    async fn build(self: Arc<Self>, version: i32) {
+        let name = self.projection.name();
+        let ReadStore::Postgres(pool) = &self.store else {
+            return;
+        };
+        let search_path = loop {
+            match pool.acquire().await {
+                Ok(mut c) => match liandong_store::rebuild::build_search_path(&mut c, name).await {
+                    Ok(p) => break p,
+                    Err(e) => {
+                        warn!(projection = name, error = %e, "rebuild: cannot read the schema")
+                    }
+                },
+                Err(e) => warn!(projection = name, error = %e, "rebuild: no connection"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let slot = Slot {
+            positions: liandong_store::rebuild::build_slot(name),
+            version,
+            search_path: Some(search_path),
+        };
+        let group = format!("{}.build", self.group());
+        let mut consumer = loop {
+            match self.log.consumer(&group, Stream::Events).await {
+                Ok(c) => break c,
+                Err(e) => warn!(projection = name, error = %e, "rebuild: cannot consume the log"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        info!(projection = name, version, group = %group, "rebuilding beside the live tables");
+        let mut state = State::default();
+        let mut checked = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let polled = consumer.poll(self.cfg.max_batch, self.cfg.poll_wait).await;
+            let idle = polled.as_ref().is_ok_and(|b| b.is_empty());
+            let outcome = match polled {
+                Ok(batch) => self.step(&slot, consumer.as_mut(), &mut state, batch).await,
+                Err(e) => Err(ProjectorError::Log(e)),
+            };
+            match outcome {
+                Ok(()) => backoff = Duration::from_millis(100),
+                // The build was swapped in, or replaced, by another process.
+                Err(ProjectorError::Store(StoreError::Superseded { .. })) => return,
+                Err(e) => {
+                    warn!(projection = name, error = %e, "rebuild batch not applied; retrying from the stored positions");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+            if idle || checked.elapsed() >= Duration::from_secs(1) {
+                checked = tokio::time::Instant::now();
+                match self.try_swap(&slot).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(projection = name, error = %e, "rebuild: cannot check progress")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the log's end for progress reports; swaps the build in when it has reached it.
+    /// Returns whether the build is over (swapped by this process or another).
+    async fn try_swap(&self, slot: &Slot) -> Result<bool, ProjectorError> {
+        let name = self.projection.name();
+        let ReadStore::Postgres(pool) = &self.store else {
+            return Ok(true);
+        };
+        let ends = self.log.end_offsets(Stream::Events).await?;
+        if self.store.projection_version(&slot.positions).await? != Some(slot.version) {
+            return Ok(true);
+        }
+        let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+        liandong_store::rebuild::record_ends_pg(&mut conn, name, &ends).await?;
+        drop(conn);
+        let positions: HashMap<i32, i64> = self
+            .store
+            .positions(&slot.positions)
+            .await?
+            .into_iter()
+            .collect();
+        let behind = ends
+            .iter()
+            .any(|(p, end)| positions.get(p).copied().unwrap_or(0) < *end);
+        if behind {
+            return Ok(false);
+        }
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        let swapped =
+            liandong_store::rebuild::swap_pg(&mut tx, name, self.projection.tables()).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        if swapped {
+            info!(
+                projection = name,
+                version = slot.version,
+                "rebuild caught up: swapped in"
+            );
+        }
+        Ok(true)
     }
 
     /// Applies one polled batch. On any failure the partitions it touched are re-read from
     /// their stored positions, so nothing polled is lost by an error.
     async fn step(
         &self,
+        slot: &Slot,
         consumer: &mut dyn LogConsumer,
         state: &mut State,
         batch: Vec<Delivered>,
@@ -215,6 +461,7 @@ impl Projector {
             return Ok(());
         }
         let name = self.projection.name();
+        let key = slot.positions.as_str();
         let mut advances: BTreeMap<i32, Advance> = BTreeMap::new();
         let mut events = Vec::with_capacity(batch.len());
         let mut seeking: Vec<i32> = Vec::new();
@@ -226,13 +473,14 @@ impl Projector {
             let next = match state.next.get(&p) {
                 Some(n) => *n,
                 None => {
-                    let n = self.store.position(name, p).await?;
+                    let n = self.store.position(key, p).await?;
                     state.next.insert(p, n);
                     if rec.offset > n {
                         // The consumer starts elsewhere (the broker's committed offset, or the
                         // embedded log's start): go to the stored position first.
                         debug!(
                             projection = name,
+                            slot = key,
                             partition = p,
                             from = rec.offset,
                             to = n,
@@ -267,7 +515,7 @@ impl Projector {
             return Ok(());
         }
         let advances: Vec<Advance> = advances.into_values().collect();
-        match self.commit(&events, &advances).await {
+        match self.commit(slot, &events, &advances).await {
             Ok(()) => {
                 for a in &advances {
                     state.next.insert(a.partition, a.to);
@@ -288,7 +536,7 @@ impl Projector {
                 // Forget what we believed and re-read the batch from the stored positions.
                 state.next.clear();
                 for a in &advances {
-                    match self.store.position(name, a.partition).await {
+                    match self.store.position(key, a.partition).await {
                         Ok(n) => {
                             consumer.seek(a.partition, n).await?;
                             state.next.insert(a.partition, n);
@@ -301,16 +549,27 @@ impl Projector {
         }
     }
 
-    async fn commit(&self, events: &[Event], advances: &[Advance]) -> Result<(), StoreError> {
-        let (name, version) = (self.projection.name(), self.projection.version());
+    async fn commit(
+        &self,
+        slot: &Slot,
+        events: &[Event],
+        advances: &[Advance],
+    ) -> Result<(), StoreError> {
+        let (key, version) = (slot.positions.as_str(), slot.version);
         match &self.store {
             ReadStore::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                if let Some(path) = &slot.search_path {
+                    // A rebuild writes its own copies of the projection's tables.
+                    sqlx::query(&format!("SET LOCAL search_path TO {path}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // Batches of several instances apply concurrently: the projection serializes
                 // only what two of them share (an identifier, a member, an A/B experiment)
                 // with locks inside this transaction; positions move by compare-and-set.
                 self.projection.apply(Tx::Postgres(&mut tx), events).await?;
-                liandong_store::advance_pg(&mut tx, name, version, advances).await?;
+                liandong_store::advance_pg(&mut tx, key, version, advances).await?;
                 tx.commit().await?;
             }
             ReadStore::Sqlite(pool) => {
@@ -322,11 +581,11 @@ impl Projector {
                 sqlx::query(
                     "UPDATE liandong_projections SET version = version WHERE projection = $1",
                 )
-                .bind(name)
+                .bind(key)
                 .execute(&mut *tx)
                 .await?;
                 self.projection.apply(Tx::Sqlite(&mut tx), events).await?;
-                liandong_store::advance_sqlite(&mut tx, name, version, advances).await?;
+                liandong_store::advance_sqlite(&mut tx, key, version, advances).await?;
                 tx.commit().await?;
             }
         }
@@ -349,6 +608,21 @@ pub struct ProjectionStatus {
     /// Records in the log not yet applied, over all partitions.
     pub lag: i64,
     pub partitions: Vec<PartitionStatus>,
+    /// A rebuild under way beside the live tables (PostgreSQL), if any.
+    pub rebuild: Option<RebuildStatus>,
+}
+
+/// How far a rebuild has come: its positions against the log's end, over all partitions.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RebuildStatus {
+    /// The version being built.
+    pub version: i32,
+    /// Records applied to the rebuild's tables.
+    pub position: i64,
+    /// Records in the log.
+    pub end: i64,
+    /// Records still to apply before the rebuild can be swapped in.
+    pub lag: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -383,11 +657,30 @@ pub async fn status(
                 }
             })
             .collect();
+        let slot = liandong_store::rebuild::build_slot(p.name());
+        let rebuild = match store.projection_version(&slot).await? {
+            Some(version) => {
+                let built: HashMap<i32, i64> = store.positions(&slot).await?.into_iter().collect();
+                let position: i64 = ends
+                    .iter()
+                    .map(|(p, end)| built.get(p).copied().unwrap_or(0).min(*end))
+                    .sum();
+                let end: i64 = ends.iter().map(|(_, e)| e).sum();
+                Some(RebuildStatus {
+                    version,
+                    position,
+                    end,
+                    lag: end - position,
+                })
+            }
+            None => None,
+        };
         out.push(ProjectionStatus {
             projection: p.name().to_owned(),
             version: store.projection_version(p.name()).await?,
             lag: partitions.iter().map(|p| p.lag).sum(),
             partitions,
+            rebuild,
         });
     }
     Ok(out)

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod rebuild;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -32,12 +32,17 @@ enum Command {
         #[command(subcommand)]
         command: liandong::keys::KeysCommand,
     },
-    /// Empties projections (all, or those named) so they rebuild from the start of the log at
-    /// the next start of `serve` / `project`. Run it with the projectors stopped.
+    /// Rebuilds projections (all, or those named) from the start of the log. PostgreSQL:
+    /// the running projectors build them beside the live tables, which keep answering, and swap
+    /// them in once caught up; this command draws the progress until then. SQLite: empties them
+    /// in place, rebuilt when `serve` starts (run it with `serve` stopped).
     Rebuild {
         /// Projections to rebuild (default: all).
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(liandong::projection_names()))]
         projections: Vec<String>,
+        /// Register the rebuild and return, without following its progress.
+        #[arg(long)]
+        no_wait: bool,
     },
 }
 
@@ -64,7 +69,10 @@ async fn main() -> std::process::ExitCode {
             };
         }
         Command::Keys { command } => return keys(command).await,
-        Command::Rebuild { projections } => return rebuild(&projections).await,
+        Command::Rebuild {
+            projections,
+            no_wait,
+        } => return rebuild(&projections, no_wait).await,
     };
     let cfg = match Config::from_env() {
         Ok(c) => c,
@@ -110,7 +118,8 @@ async fn keys(command: liandong::keys::KeysCommand) -> std::process::ExitCode {
 }
 
 /// `liandong rebuild [PROJECTION…]` against the read store the settings name.
-async fn rebuild(only: &[String]) -> std::process::ExitCode {
+async fn rebuild(only: &[String], no_wait: bool) -> std::process::ExitCode {
+    use liandong::rebuild::Requested;
     let cfg = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -118,11 +127,33 @@ async fn rebuild(only: &[String]) -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match liandong::rebuild::rebuild(&cfg, only).await {
-        Ok(done) => {
-            for (name, version) in done {
-                println!("projection {name} (version {version}) emptied: it rebuilds from the start of the log when the projectors start");
+    let done = match liandong::rebuild::rebuild(&cfg, only).await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("liandong rebuild: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut follow = Vec::new();
+    for (name, version, what) in done {
+        match what {
+            Requested::Building => {
+                println!("projection {name} (version {version}): rebuilding beside the live tables, which keep answering until it is swapped in");
+                follow.push(name);
             }
+            Requested::UnderWay => {
+                println!("projection {name} (version {version}): a rebuild is under way already; following it");
+                follow.push(name);
+            }
+            Requested::Emptied => println!("projection {name} (version {version}) emptied: it rebuilds from the start of the log when the projectors start"),
+        }
+    }
+    if no_wait || follow.is_empty() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    match liandong::rebuild::follow(&cfg, &follow).await {
+        Ok(()) => {
+            println!("rebuilt and swapped in: {}", follow.join(", "));
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
