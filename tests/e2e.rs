@@ -566,3 +566,121 @@ async fn broker_restarted_mid_stream_two_projectors_lose_nothing() {
     }
     assert_read_models(k.db.store(), &valid).await;
 }
+
+/// A projector killed (SIGKILL) while a rebuild is half done: the live tables keep serving
+/// exactly what they held, and the restarted projector resumes the rebuild where its stored
+/// positions are (not from offset 0), swaps it in, and the rebuilt tables are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projector_killed_mid_rebuild_old_tables_serve_and_the_rebuild_resumes() {
+    let _pg = PG.read().await;
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LIANDONG_DATA_DIR", dir.path().display().to_string()),
+        ("LIANDONG_DATABASE_URL", db.url().to_owned()),
+        // Small batches: the rebuild takes many transactions, for the kill to land among.
+        ("LIANDONG_PROJECTOR_BATCH", "4".to_owned()),
+    ];
+    let mut serve = spawn("serve", &env, dir.path());
+    wait_live(&mut serve, dir.path()).await;
+    let (stream, valid, _) = traffic(31, 250);
+    send(&serve.base, &stream, 500).await;
+    wait_caught_up(&serve.base, Duration::from_secs(300)).await;
+    let store = ReadStore::connect(db.url()).await.unwrap();
+    assert_read_models(&store, &valid).await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_liandong"))
+        .args(["rebuild", "core", "--no-wait"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIANDONG_API_KEYS", KEYS)
+        .env("LIANDONG_MASTER_KEY", MASTER_KEY)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("liandong rebuild runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("rebuilding beside the live tables"), "{said}");
+
+    // Wait until the rebuild is under way, and kill the projector in its middle.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let at_kill = loop {
+        let progress = liandong::rebuild::progress(&store, "core").await.unwrap();
+        let (built, end) = progress.expect("the rebuild is not over before the kill");
+        if end > 0 && built * 5 >= end {
+            break built;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild does not progress: {progress:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The status shows the rebuild and its progress, beside the live version.
+    let status: Value = reqwest::Client::new()
+        .get(format!("{}/v1/status", serve.base))
+        .bearer_auth(SUPPORT)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let core = &status["projections"][0];
+    assert_eq!(core["projection"], "core", "{status}");
+    assert_eq!(core["rebuild"]["version"], core["version"], "{status}");
+    assert!(core["rebuild"]["lag"].as_i64().unwrap() > 0, "{status}");
+    assert!(
+        status["lag"].as_i64().unwrap() > 0,
+        "a rebuild under way is lag: {status}"
+    );
+    serve.kill();
+    let (at_kill, end) = liandong::rebuild::progress(&store, "core")
+        .await
+        .unwrap()
+        .map(|(b, e)| (b.max(at_kill), e))
+        .expect("the rebuild is not over at the kill");
+    assert!(
+        at_kill < end,
+        "the kill landed after the rebuild: {at_kill}/{end}"
+    );
+    // The live tables still hold exactly what they held; the half-built ones are beside them.
+    assert_read_models(&store, &valid).await;
+    let ReadStore::Postgres(pool) = &store else {
+        unreachable!()
+    };
+    let half: i64 =
+        liandong_store::sqlx::query_scalar("SELECT count(*) FROM liandong_build_core.events")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert!(half > 0, "the rebuild wrote its own tables");
+
+    // Restarted, the projector resumes the rebuild from its stored positions.
+    let mut serve = spawn("serve", &env, dir.path());
+    wait_live(&mut serve, dir.path()).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while let Some((built, _)) = liandong::rebuild::progress(&store, "core").await.unwrap() {
+        assert!(
+            built >= at_kill,
+            "the rebuild started over: {built} built after the restart, {at_kill} before"
+        );
+        assert!(Instant::now() < deadline, "the rebuild did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_caught_up(&serve.base, Duration::from_secs(120)).await;
+    assert_read_models(&store, &valid).await;
+    let left: i64 = liandong_store::sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'liandong_build_core'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the swap drops the rebuild's schema");
+}
