@@ -32,7 +32,7 @@ use liandong_vault::Vault;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::erasure::{self, ErasureDb};
+use crate::erasure;
 use crate::member_personal::{self, PersonalDb, PersonalFact};
 use crate::member_profile::ts;
 use crate::members::{self, Changes, Moved};
@@ -168,7 +168,7 @@ fn resolve(
     }
 }
 
-async fn apply<C: CoreDb + Db + ErasureDb + PersonalDb + Send>(
+async fn apply<C: CoreDb + Db + PersonalDb + Send>(
     db: &mut C,
     tz: Tz,
     vault: &Vault,

@@ -22,6 +22,24 @@ pub(crate) struct TrafficCounts {
 }
 
 impl TrafficCounts {
+    /// Takes an event off the counts (an erasure deleted it from `events`).
+    pub(crate) fn subtract(
+        &mut self,
+        t: EventType,
+        day: NaiveDate,
+        entry: String,
+        variant: String,
+        article_id: String,
+    ) {
+        match t {
+            EventType::OaMenuExposure => self.menu.entry((day, entry, variant)).or_default().0 -= 1,
+            EventType::OaMenuClick => self.menu.entry((day, entry, variant)).or_default().1 -= 1,
+            EventType::OaArticleRead => self.article.entry((day, article_id)).or_default().0 -= 1,
+            EventType::OaArticleClick => self.article.entry((day, article_id)).or_default().1 -= 1,
+            _ => {}
+        }
+    }
+
     pub(crate) fn add(&mut self, e: &Event, tz: Tz) {
         let day = e.occurred_utc().with_timezone(&tz).date_naive();
         let s = |k: &str| {
@@ -100,7 +118,21 @@ static UPSERT_ARTICLE: Statement = Statement::new(|d| {
     )
 });
 
-/// Adds the traffic counts of new events.
+static DROP_EMPTY_MENU: Statement = Statement::new(|_| {
+    "DELETE FROM metric_menu_entry_daily WHERE exposures <= 0 AND clicks <= 0".to_owned()
+});
+static DROP_EMPTY_ARTICLE: Statement = Statement::new(|_| {
+    "DELETE FROM metric_article_daily WHERE reads <= 0 AND clicks <= 0".to_owned()
+});
+
+/// Deletes the rows that subtractions brought down to nothing.
+pub(crate) async fn drop_empty<C: Db + ?Sized>(db: &mut C) -> Result<(), StoreError> {
+    db.exec(&DROP_EMPTY_MENU, &[]).await?;
+    db.exec(&DROP_EMPTY_ARTICLE, &[]).await?;
+    Ok(())
+}
+
+/// Adds the traffic counts of new events (or, negative, of deleted ones).
 pub(crate) async fn count<C: Db + ?Sized>(
     db: &mut C,
     counts: &TrafficCounts,

@@ -4,7 +4,6 @@
 //! endpoints, generated from the handlers and types below so it cannot drift from them.
 
 pub mod audit;
-pub mod erase;
 pub mod metrics;
 pub mod personal;
 pub mod redact;
@@ -16,10 +15,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use liandong_auth::{authorize, ApiKeys, AuthError, Role};
-use liandong_identity::IdentityService;
 use liandong_log::EventLog;
 use liandong_projections::Projection;
 use liandong_store::ReadStore;
@@ -44,9 +42,6 @@ pub struct ApiState {
     pub vault: Arc<Vault>,
     /// Opens the sealed personal data of the read models.
     pub data_keys: DataKeys,
-    /// The identity store, whose bindings an erasure forgets (share the ingestion's instance:
-    /// its cache is cleared too).
-    pub identity: IdentityService,
 }
 
 /// For a member key without a `oa:`/`mp:` prefix that no member has: what keys look like. A
@@ -210,9 +205,9 @@ fn bad_query(text: &str) -> ApiError {
         summary::summary,
         whoami,
         audit::list,
-        erase::erase,
+        liandong_ingest::erase::post_erase,
     ),
-    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, erase::Erasure)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
@@ -257,7 +252,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/status", get(status))
         .route("/v1/members/{member_key}", get(member))
-        .route("/v1/members/{member_key}/erase", post(erase::erase))
         .route("/v1/metrics/menu-entries", get(metrics::menu_entries))
         .route("/v1/metrics/articles", get(metrics::articles))
         .route("/v1/metrics/linkage", get(metrics::linkage))

@@ -83,6 +83,9 @@ pub enum IngestError {
         reason: String,
         retry_after: Duration,
     },
+    /// An erasure of a member no read model holds and the registry does not know.
+    #[error("no member {0:?}: no read model holds it and none was erased under this key (a unionid, oa:<openid> or mp:<openid>)")]
+    NoMember(String),
     /// Not retryable by waiting: a bug or a misconfiguration, for an operator to look at.
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,6 +111,7 @@ impl IngestError {
             | IngestError::DataKeysUnavailable(_)
             | IngestError::ReadStoreUnavailable(_)
             | IngestError::LogUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::NoMember(_) => StatusCode::NOT_FOUND,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

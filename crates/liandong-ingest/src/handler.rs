@@ -11,21 +11,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use liandong_auth::{authorize, authorize_url_key, Caller, Role, CLIENT_EVENT_TYPES};
-use liandong_event::{Event, EventType, OpenidKind, Schemas};
+use liandong_event::{Event, OpenidKind, Schemas};
 use liandong_identity::{IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
-use liandong_projections::erasure::{self, EraseError, Eraser, MemberIds};
-use liandong_store::audit::{self, action, AuditEntry};
-use liandong_store::StoreError;
-use liandong_vault::{DataKeys, Purpose};
+use liandong_projections::erasure::{self, MemberIds};
+use liandong_vault::DataKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{field, instrument, Span};
 
 use crate::batch::{check_content_type, parse_batch, read_body};
-use crate::dead_letter;
 use crate::error::IngestError;
 use crate::IngestState;
+use crate::{dead_letter, erase};
 
 /// The `200` answer (EVENTS.md, Endpoint).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +229,7 @@ async fn ingest_batch(
     }
     .await
     .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
-    store(state, Some(&caller), validated, now).await
+    store(state, Some(&caller), validated, now, erase::EVENT_ENDPOINT).await
 }
 
 /// One item an in-process adapter (the WeChat callback, say) hands to ingestion instead of
@@ -282,6 +280,19 @@ impl IngestState {
         items: Vec<Submission>,
         now: DateTime<Utc>,
     ) -> Result<IngestResponse, IngestError> {
+        self.ingest_submissions_at(caller, items, now, erase::EVENT_ENDPOINT)
+            .await
+    }
+
+    /// [`ingest_submissions`](Self::ingest_submissions) from another endpoint than
+    /// `POST /v1/events` (the admin's erasure), named in the audit trail.
+    pub(crate) async fn ingest_submissions_at(
+        &self,
+        caller: Option<&Caller>,
+        items: Vec<Submission>,
+        now: DateTime<Utc>,
+        endpoint: &str,
+    ) -> Result<IngestResponse, IngestError> {
         let schemas = self.schemas.clone();
         let scope = Scope::of(caller);
         let validated = {
@@ -292,7 +303,7 @@ impl IngestState {
         }
         .await
         .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
-        store(self, caller, validated, now).await
+        store(self, caller, validated, now, endpoint).await
     }
 }
 
@@ -304,6 +315,7 @@ async fn store(
     caller: Option<&Caller>,
     validated: Validated,
     now: DateTime<Utc>,
+    endpoint: &str,
 ) -> Result<IngestResponse, IngestError> {
     let Validated {
         valid,
@@ -313,7 +325,7 @@ async fn store(
 
     let mut accepted = bind_identities(&state.identity, valid, &mut rejected).await?;
     // Before sealing: a profile update of the member later in this batch is then dropped too.
-    erase_members(state, caller, &accepted).await?;
+    crate::erase::erase_members(state, caller, endpoint, &accepted).await?;
     seal_personal_data(&state.data_keys, &mut accepted).await?;
 
     let mut records = Vec::with_capacity(accepted.len());
@@ -523,78 +535,6 @@ async fn bind_identities(
         }
     }
     Ok(accepted)
-}
-
-/// Who sent `member.erased` when no API key did (an in-process adapter), for the audit trail.
-const IN_PROCESS: &str = "in-process";
-/// The audit trail's `endpoint` of an erasure sent as an event.
-const ENDPOINT: &str = "POST /v1/events";
-
-/// The command side of each accepted `member.erased`, exactly as the admin endpoint does it
-/// ([`Eraser`]): resolve the member from the event's identifiers and the read models, record
-/// the erasure in the audit trail (`member.erase`, the sender's key id), register the
-/// identifiers, destroy their data keys, forget their bindings. All of it before the batch is
-/// appended, the event last: a failure refuses the batch (retryable) with nothing half-done
-/// that a retry would not finish — every step is idempotent, and the read models the retry
-/// resolves from are only cleared once the projector applies the appended event.
-///
-/// A member no read model holds yet (its events still unprojected in the log) is erased under
-/// the event's own identifiers.
-async fn erase_members(
-    state: &IngestState,
-    caller: Option<&Caller>,
-    events: &[Event],
-) -> Result<(), IngestError> {
-    let keys = &state.data_keys;
-    let eraser = Eraser {
-        store: keys.store(),
-        vault: keys.vault(),
-        data_keys: keys,
-        identity: &state.identity,
-    };
-    for event in events
-        .iter()
-        .filter(|e| e.event_type == EventType::MemberErased)
-    {
-        let seed = MemberIds::of_user(&event.user);
-        let ids = eraser
-            .resolve(seed.clone())
-            .await
-            .map_err(read_store_unavailable)?
-            .unwrap_or(seed);
-        let entry = AuditEntry {
-            key_id: caller.map_or(IN_PROCESS.to_owned(), |c| c.key_id.clone()),
-            role: caller.map_or(Role::Ingest, |c| c.role).to_string(),
-            action: action::MEMBER_ERASE.to_owned(),
-            endpoint: ENDPOINT.to_owned(),
-            member_ref: Some(
-                keys.vault()
-                    .keyed_hash(Purpose::Audit, &event.user.own_member_key()),
-            ),
-            detail: Some(format!("event {}", event.event_id)),
-        };
-        audit::record(keys.store(), &entry)
-            .await
-            .map_err(read_store_unavailable)?;
-        eraser
-            .erase(&ids, event.received_at)
-            .await
-            .map_err(|e| match e {
-                EraseError::Store(e) => read_store_unavailable(e),
-                EraseError::DataKeys(e) if e.is_retryable() => {
-                    IngestError::DataKeysUnavailable(e.to_string())
-                }
-                EraseError::DataKeys(e) => {
-                    IngestError::Internal(format!("erasing event {}: {e}", event.event_id))
-                }
-                EraseError::Identity(e) => IngestError::IdentityUnavailable(e.to_string()),
-            })?;
-    }
-    Ok(())
-}
-
-fn read_store_unavailable(e: StoreError) -> IngestError {
-    IngestError::ReadStoreUnavailable(e.to_string())
 }
 
 /// Replaces the personal data of accepted events by values sealed under the data key of the

@@ -33,6 +33,7 @@ use liandong_vault::DataKeys;
 
 mod batch;
 mod dead_letter;
+pub mod erase;
 mod error;
 mod handler;
 mod rate;
@@ -182,6 +183,7 @@ pub fn router(state: IngestState) -> Router {
     Router::new()
         .route("/v1/events", post(handler::post_events))
         .route("/v1/beacon", post(handler::post_beacon))
+        .route("/v1/members/{member_key}/erase", post(erase::post_erase))
         .route(
             sensors::PATH,
             get(sensors::handle_get).post(sensors::handle_post),

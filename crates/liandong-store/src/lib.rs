@@ -5,7 +5,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod erasures;
 pub mod rebuild;
+pub mod sql;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -159,7 +159,6 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         timezone: cfg.timezone,
         vault: vault.clone(),
         data_keys: data_keys.clone(),
-        identity: identity.clone(),
     });
     if role != Role::Ingest {
         // The dashboard page, beside the query API it reads with the key the user signs in with.

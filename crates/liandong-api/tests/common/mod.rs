@@ -52,7 +52,6 @@ impl Server {
             timezone: TZ,
             data_keys: liandong_vault::DataKeys::new(store.clone(), vault.clone()),
             vault,
-            identity: liandong_testkit::identity_service(store).await,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -1,5 +1,6 @@
-//! The SQL dialect layer of the read models: the one place that knows how PostgreSQL and the
-//! embedded SQLite store differ. A read model writes each statement once, as a function of the
+//! The SQL dialect layer of the read store: the one place that knows how PostgreSQL and the
+//! embedded SQLite store differ, for the read models (`liandong-projections`) and the store's
+//! own tables (the erasure registry). A statement is written once, as a function of the
 //! [`Dialect`], with these helpers for the parts that differ (reading a JSON array as records,
 //! writing a time as canonical text, taking a lock); [`Db`] runs it on a connection of either.
 //!
@@ -8,26 +9,26 @@
 
 use std::sync::OnceLock;
 
+use crate::{Dialect, StoreError};
 use async_trait::async_trait;
-use liandong_store::{Dialect, StoreError};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 /// A statement written once for both dialects; its text is built on first use and kept.
-pub(crate) struct Statement {
+pub struct Statement {
     build: fn(Dialect) -> String,
     texts: [OnceLock<String>; 2],
 }
 
 impl Statement {
-    pub(crate) const fn new(build: fn(Dialect) -> String) -> Statement {
+    pub const fn new(build: fn(Dialect) -> String) -> Statement {
         Statement {
             build,
             texts: [OnceLock::new(), OnceLock::new()],
         }
     }
 
-    pub(crate) fn text(&self, d: Dialect) -> &str {
+    pub fn text(&self, d: Dialect) -> &str {
         let slot = match d {
             Dialect::Postgres => &self.texts[0],
             Dialect::Sqlite => &self.texts[1],
@@ -38,9 +39,9 @@ impl Statement {
 
 /// The type of a column read from a JSON record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ty {
+pub enum Ty {
     Text,
-    /// A time, as canonical RFC 3339 text in JSON (see [`crate::member_profile::ts`]).
+    /// A time, as canonical RFC 3339 text in JSON (see `liandong_projections::member_profile::ts`).
     Ts,
     Date,
     Bool,
@@ -68,10 +69,10 @@ impl Ty {
 }
 
 /// Columns of a record set: name and type.
-pub(crate) type Columns = &'static [(&'static str, Ty)];
+pub type Columns = &'static [(&'static str, Ty)];
 
 /// The JSON array in parameter `$n` as a relation named `alias` with `cols`, for a FROM clause.
-pub(crate) fn records(d: Dialect, n: usize, alias: &str, cols: Columns) -> String {
+pub fn records(d: Dialect, n: usize, alias: &str, cols: Columns) -> String {
     match d {
         Dialect::Postgres => {
             let typed: Vec<String> = cols
@@ -97,7 +98,7 @@ pub(crate) fn records(d: Dialect, n: usize, alias: &str, cols: Columns) -> Strin
 }
 
 /// The JSON array of strings in parameter `$n` as a subquery of values, for `IN`.
-pub(crate) fn values(d: Dialect, n: usize) -> String {
+pub fn values(d: Dialect, n: usize) -> String {
     match d {
         Dialect::Postgres => format!("(SELECT jsonb_array_elements_text(${n}::jsonb))"),
         Dialect::Sqlite => format!("(SELECT value FROM json_each(${n}))"),
@@ -105,7 +106,7 @@ pub(crate) fn values(d: Dialect, n: usize) -> String {
 }
 
 /// `INSERT INTO table (cols) SELECT cols FROM <the records in $1>`, without a conflict clause.
-pub(crate) fn insert(d: Dialect, table: &str, cols: Columns) -> String {
+pub fn insert(d: Dialect, table: &str, cols: Columns) -> String {
     let names: Vec<&str> = cols.iter().map(|c| c.0).collect();
     format!(
         "INSERT INTO {table} ({names}) SELECT {names} FROM {} WHERE true",
@@ -136,21 +137,21 @@ fn insert_or_update(
 }
 
 /// `INSERT … ON CONFLICT (key) DO UPDATE SET` every other column to the new value.
-pub(crate) fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+pub fn upsert(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
     insert_or_update(d, table, key, cols, |c| format!("{c} = excluded.{c}"))
 }
 
 /// `INSERT … ON CONFLICT (key) DO UPDATE SET c = c + excluded.c` for every other column: a
 /// commutative update, so concurrent batches may add to the same rows. Rows come sorted by key
 /// (the caller's BTreeMap order), so two batches lock shared rows in the same order.
-pub(crate) fn add_counts(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
+pub fn add_counts(d: Dialect, table: &str, key: &[&str], cols: Columns) -> String {
     insert_or_update(d, table, key, cols, |c| {
         format!("{c} = {table}.{c} + excluded.{c}")
     })
 }
 
 /// A time column as canonical text (RFC 3339, UTC, microseconds), as the folds parse it.
-pub(crate) fn ts_text(d: Dialect, col: &str) -> String {
+pub fn ts_text(d: Dialect, col: &str) -> String {
     match d {
         Dialect::Postgres => {
             format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
@@ -160,7 +161,7 @@ pub(crate) fn ts_text(d: Dialect, col: &str) -> String {
 }
 
 /// A column as text (dates, uuids).
-pub(crate) fn text(d: Dialect, col: &str) -> String {
+pub fn text(d: Dialect, col: &str) -> String {
     match d {
         Dialect::Postgres => format!("{col}::text"),
         Dialect::Sqlite => col.to_owned(),
@@ -168,7 +169,7 @@ pub(crate) fn text(d: Dialect, col: &str) -> String {
 }
 
 /// What a row decodes into on both stores (a tuple of `String`, `Option<String>`, `i64`, `bool`).
-pub(crate) trait Row:
+pub trait Row:
     for<'r> sqlx::FromRow<'r, PgRow> + for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin + 'static
 {
 }
@@ -183,7 +184,7 @@ impl<T> Row for T where
 
 /// A connection of either store, inside the projector's transaction.
 #[async_trait]
-pub(crate) trait Db: Send {
+pub trait Db: Send {
     /// Runs `s` with text arguments `$1…`; returns the rows it changed.
     async fn exec(&mut self, s: &Statement, args: &[&str]) -> Result<u64, StoreError>;
     async fn fetch<T: Row>(&mut self, s: &Statement, args: &[&str]) -> Result<Vec<T>, StoreError>;
@@ -240,6 +241,6 @@ db!(sqlx::PgConnection, Dialect::Postgres);
 db!(sqlx::SqliteConnection, Dialect::Sqlite);
 
 /// A JSON text of `v`. Serializing the plain data structs of the read models cannot fail.
-pub(crate) fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
+pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
 }
