@@ -18,6 +18,7 @@ use liandong_store::{ReadStore, StoreError};
 use serde::Serialize;
 
 use crate::member_profile::ts;
+use crate::sql::{self, Db, Statement, Ty};
 
 /// One event's sealed personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,15 +150,55 @@ pub async fn read(
     ))
 }
 
-fn json<T: Serialize + ?Sized>(v: &T) -> String {
-    // Serializing plain data structs and strings cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
-}
+use crate::sql::json;
 
 /// (member_key, event_id, occurred_at, phone_sealed, address_sealed).
 type UpdateRow = (String, String, String, Option<String>, Option<String>);
 
-/// The statements, once per dialect; every argument is a JSON array (text).
+static INSERT_FACTS: Statement = Statement::new(|d| {
+    format!(
+        "{} ON CONFLICT (event_id) DO NOTHING",
+        sql::insert(
+            d,
+            "fact_personal",
+            &[
+                ("event_id", Ty::Uuid),
+                ("phone_sealed", Ty::Text),
+                ("address_sealed", Ty::Text),
+            ]
+        )
+    )
+});
+static UPDATES: Statement = Statement::new(|d| {
+    format!(
+        "SELECT e.member_key, {}, {}, f.phone_sealed, f.address_sealed
+         FROM fact_personal f JOIN events e ON e.event_id = f.event_id
+         WHERE e.member_key IN {}",
+        sql::text(d, "e.event_id"),
+        sql::ts_text(d, "e.occurred_at"),
+        sql::values(d, 1)
+    )
+});
+static DELETE: Statement = Statement::new(|d| {
+    format!(
+        "DELETE FROM member_personal WHERE member_key IN {}",
+        sql::values(d, 1)
+    )
+});
+static INSERT: Statement = Statement::new(|d| {
+    sql::insert(
+        d,
+        "member_personal",
+        &[
+            ("member_key", Ty::Text),
+            ("phone_sealed", Ty::Text),
+            ("address_sealed", Ty::Text),
+            ("updated_at", Ty::Ts),
+        ],
+    )
+});
+
+/// The statements of `fact_personal` and `member_personal`; every argument is a JSON array.
 #[async_trait]
 pub(crate) trait PersonalDb {
     /// Inserts facts (an event already known keeps its fact).
@@ -168,83 +209,19 @@ pub(crate) trait PersonalDb {
     async fn replace_member_personal(&mut self, keys: &str, rows: &str) -> Result<(), StoreError>;
 }
 
-struct Sql {
-    insert_facts: &'static str,
-    updates: &'static str,
-    delete: &'static str,
-    insert: &'static str,
+#[async_trait]
+impl<C: Db> PersonalDb for C {
+    async fn insert_personal_facts(&mut self, rows: &str) -> Result<(), StoreError> {
+        self.exec(&INSERT_FACTS, &[rows]).await.map(drop)
+    }
+    async fn personal_updates(&mut self, keys: &str) -> Result<Vec<UpdateRow>, StoreError> {
+        self.fetch(&UPDATES, &[keys]).await
+    }
+    async fn replace_member_personal(&mut self, keys: &str, rows: &str) -> Result<(), StoreError> {
+        self.exec(&DELETE, &[keys]).await?;
+        self.exec(&INSERT, &[rows]).await.map(drop)
+    }
 }
-
-const PG: Sql = Sql {
-    insert_facts: "INSERT INTO fact_personal (event_id, phone_sealed, address_sealed)
-        SELECT event_id, phone_sealed, address_sealed
-        FROM jsonb_to_recordset($1::jsonb) AS x(event_id uuid, phone_sealed text, address_sealed text)
-        ON CONFLICT (event_id) DO NOTHING",
-    updates: "SELECT e.member_key, e.event_id::text,
-            to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-            f.phone_sealed, f.address_sealed
-        FROM fact_personal f JOIN events e ON e.event_id = f.event_id
-        WHERE e.member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    delete: "DELETE FROM member_personal WHERE member_key IN (SELECT jsonb_array_elements_text($1::jsonb))",
-    insert: "INSERT INTO member_personal (member_key, phone_sealed, address_sealed, updated_at)
-        SELECT member_key, phone_sealed, address_sealed, updated_at
-        FROM jsonb_to_recordset($1::jsonb)
-            AS x(member_key text, phone_sealed text, address_sealed text, updated_at timestamptz)",
-};
-
-const SQLITE: Sql = Sql {
-    insert_facts: "INSERT INTO fact_personal (event_id, phone_sealed, address_sealed)
-        SELECT value ->> 'event_id', value ->> 'phone_sealed', value ->> 'address_sealed'
-        FROM json_each($1) WHERE true
-        ON CONFLICT (event_id) DO NOTHING",
-    updates: "SELECT e.member_key, e.event_id, e.occurred_at, f.phone_sealed, f.address_sealed
-        FROM fact_personal f JOIN events e ON e.event_id = f.event_id
-        WHERE e.member_key IN (SELECT value FROM json_each($1))",
-    delete: "DELETE FROM member_personal WHERE member_key IN (SELECT value FROM json_each($1))",
-    insert: "INSERT INTO member_personal (member_key, phone_sealed, address_sealed, updated_at)
-        SELECT value ->> 'member_key', value ->> 'phone_sealed', value ->> 'address_sealed',
-            value ->> 'updated_at'
-        FROM json_each($1) WHERE true",
-};
-
-macro_rules! personal_db {
-    ($conn:ty, $sql:expr) => {
-        #[async_trait]
-        impl PersonalDb for $conn {
-            async fn insert_personal_facts(&mut self, rows: &str) -> Result<(), StoreError> {
-                sqlx::query($sql.insert_facts)
-                    .bind(rows)
-                    .execute(self)
-                    .await?;
-                Ok(())
-            }
-            async fn personal_updates(&mut self, keys: &str) -> Result<Vec<UpdateRow>, StoreError> {
-                Ok(sqlx::query_as($sql.updates)
-                    .bind(keys)
-                    .fetch_all(self)
-                    .await?)
-            }
-            async fn replace_member_personal(
-                &mut self,
-                keys: &str,
-                rows: &str,
-            ) -> Result<(), StoreError> {
-                sqlx::query($sql.delete)
-                    .bind(keys)
-                    .execute(&mut *self)
-                    .await?;
-                sqlx::query($sql.insert)
-                    .bind(rows)
-                    .execute(&mut *self)
-                    .await?;
-                Ok(())
-            }
-        }
-    };
-}
-
-personal_db!(sqlx::PgConnection, PG);
-personal_db!(sqlx::SqliteConnection, SQLITE);
 
 #[cfg(test)]
 mod tests {
