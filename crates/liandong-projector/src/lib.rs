@@ -115,7 +115,7 @@ pub async fn prepare(
                 .await?;
             let prepared = match stored {
                 None => {
-                    liandong_store::reset_pg(&mut tx, name, mine, projection.tables()).await?;
+                    liandong_store::reset(&mut *tx, name, mine, projection.tables()).await?;
                     Prepared::Live
                 }
                 Some(v) if v == mine => Prepared::Live,
@@ -155,7 +155,7 @@ pub async fn prepare(
                 .fetch_optional(&mut *tx)
                 .await?;
             if needs_rebuild(name, mine, stored)? {
-                liandong_store::reset_sqlite(&mut tx, name, mine, projection.tables()).await?;
+                liandong_store::reset(&mut *tx, name, mine, projection.tables()).await?;
             }
             tx.commit().await?;
             Ok(Prepared::Live)
@@ -569,7 +569,7 @@ impl Inner {
                 // only what two of them share (an identifier, a member, an A/B experiment)
                 // with locks inside this transaction; positions move by compare-and-set.
                 self.projection.apply(Tx::Postgres(&mut tx), events).await?;
-                liandong_store::advance_pg(&mut tx, key, version, advances).await?;
+                liandong_store::advance(&mut *tx, key, version, advances).await?;
                 tx.commit().await?;
             }
             ReadStore::Sqlite(pool) => {
@@ -585,7 +585,7 @@ impl Inner {
                 .execute(&mut *tx)
                 .await?;
                 self.projection.apply(Tx::Sqlite(&mut tx), events).await?;
-                liandong_store::advance_sqlite(&mut tx, key, version, advances).await?;
+                liandong_store::advance(&mut *tx, key, version, advances).await?;
                 tx.commit().await?;
             }
         }

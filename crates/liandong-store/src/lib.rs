@@ -213,116 +213,105 @@ pub struct Advance {
     pub to: i64,
 }
 
-macro_rules! bookkeeping {
-    ($conn:ty, $name:ident) => {
-        /// Inside the batch's transaction: checks that `version` is still the projection's
-        /// version and moves every partition from `from` to `to`, failing when another
-        /// projector moved it first (compare-and-set, so an older offset never overwrites a
-        /// newer one).
-        pub async fn $name(
-            conn: &mut $conn,
-            projection: &str,
-            version: i32,
-            advances: &[Advance],
-        ) -> Result<(), StoreError> {
-            let stored: Option<i32> = sqlx::query_scalar(
-                "SELECT version FROM liandong_projections WHERE projection = $1",
-            )
-            .bind(projection)
-            .fetch_optional(&mut *conn)
-            .await?;
-            match stored {
-                Some(v) if v == version => {}
-                Some(v) => {
-                    return Err(StoreError::Superseded {
-                        projection: projection.to_owned(),
-                        mine: version,
-                        stored: v,
-                    })
-                }
-                None => {
-                    return Err(StoreError::Superseded {
-                        projection: projection.to_owned(),
-                        mine: version,
-                        stored: -1,
-                    })
-                }
-            }
-            for a in advances {
-                let moved = if a.from == 0 {
-                    // No row yet, or a row still at 0.
-                    sqlx::query(
-                        "INSERT INTO liandong_positions (projection, partition, next_offset)
-                         VALUES ($1, $2, $3)
-                         ON CONFLICT (projection, partition) DO UPDATE
-                         SET next_offset = excluded.next_offset
-                         WHERE liandong_positions.next_offset = 0",
-                    )
-                    .bind(projection)
-                    .bind(a.partition)
-                    .bind(a.to)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected()
-                } else {
-                    sqlx::query(
-                        "UPDATE liandong_positions SET next_offset = $4
-                         WHERE projection = $1 AND partition = $2 AND next_offset = $3",
-                    )
-                    .bind(projection)
-                    .bind(a.partition)
-                    .bind(a.from)
-                    .bind(a.to)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected()
-                };
-                if moved != 1 {
-                    return Err(StoreError::PositionMoved {
-                        projection: projection.to_owned(),
-                        partition: a.partition,
-                    });
-                }
-            }
-            Ok(())
-        }
+static PROJECTION_VERSION: sql::Statement = sql::Statement::new(|_| {
+    "SELECT version FROM liandong_projections WHERE projection = $1".to_owned()
+});
+static SET_VERSION: sql::Statement = sql::Statement::new(|d| {
+    let v = match d {
+        Dialect::Postgres => "$2::integer",
+        Dialect::Sqlite => "CAST($2 AS INTEGER)",
     };
+    format!(
+        "INSERT INTO liandong_projections (projection, version) VALUES ($1, {v})
+         ON CONFLICT (projection) DO UPDATE SET version = excluded.version"
+    )
+});
+static FIRST_ADVANCE: sql::Statement = sql::Statement::new(|d| {
+    let (p, n) = match d {
+        Dialect::Postgres => ("$2::integer", "$3::bigint"),
+        Dialect::Sqlite => ("CAST($2 AS INTEGER)", "CAST($3 AS INTEGER)"),
+    };
+    format!(
+        "INSERT INTO liandong_positions (projection, partition, next_offset) VALUES ($1, {p}, {n})
+         ON CONFLICT (projection, partition) DO UPDATE SET next_offset = excluded.next_offset
+         WHERE liandong_positions.next_offset = 0"
+    )
+});
+static ADVANCE: sql::Statement = sql::Statement::new(|d| {
+    let (p, from, to) = match d {
+        Dialect::Postgres => ("$2::integer", "$3::bigint", "$4::bigint"),
+        Dialect::Sqlite => (
+            "CAST($2 AS INTEGER)",
+            "CAST($3 AS INTEGER)",
+            "CAST($4 AS INTEGER)",
+        ),
+    };
+    format!(
+        "UPDATE liandong_positions SET next_offset = {to}
+         WHERE projection = $1 AND partition = {p} AND next_offset = {from}"
+    )
+});
+static FORGET_POSITIONS: sql::Statement =
+    sql::Statement::new(|_| "DELETE FROM liandong_positions WHERE projection = $1".to_owned());
+
+/// Moves a projection's positions by compare-and-set, inside the transaction that applied the
+/// batch: each partition must still be where the batch began (`from`), or another projector
+/// moved it first ([`StoreError::PositionMoved`]); the projection must still be of `version`
+/// ([`StoreError::Superseded`]).
+pub async fn advance<C: sql::Db + ?Sized>(
+    conn: &mut C,
+    projection: &str,
+    version: i32,
+    advances: &[Advance],
+) -> Result<(), StoreError> {
+    let stored: Vec<(i32,)> = conn.fetch(&PROJECTION_VERSION, &[projection]).await?;
+    match stored.first() {
+        Some((v,)) if *v == version => {}
+        other => {
+            return Err(StoreError::Superseded {
+                projection: projection.to_owned(),
+                mine: version,
+                stored: other.map_or(-1, |(v,)| *v),
+            })
+        }
+    }
+    for a in advances {
+        let (partition, from, to) = (
+            a.partition.to_string(),
+            a.from.to_string(),
+            a.to.to_string(),
+        );
+        let moved = if a.from == 0 {
+            conn.exec(&FIRST_ADVANCE, &[projection, &partition, &to])
+                .await?
+        } else {
+            conn.exec(&ADVANCE, &[projection, &partition, &from, &to])
+                .await?
+        };
+        if moved != 1 {
+            return Err(StoreError::PositionMoved {
+                projection: projection.to_owned(),
+                partition: a.partition,
+            });
+        }
+    }
+    Ok(())
 }
 
-bookkeeping!(sqlx::PgConnection, advance_pg);
-bookkeeping!(sqlx::SqliteConnection, advance_sqlite);
-
-macro_rules! reset {
-    ($conn:ty, $name:ident) => {
-        /// Inside a transaction: empties a projection's tables, forgets its positions and
-        /// records `version`, so it is rebuilt from the start of the log.
-        pub async fn $name(
-            conn: &mut $conn,
-            projection: &str,
-            version: i32,
-            tables: &[&str],
-        ) -> Result<(), StoreError> {
-            for t in tables {
-                sqlx::query(&format!("DELETE FROM {t}"))
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            sqlx::query("DELETE FROM liandong_positions WHERE projection = $1")
-                .bind(projection)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query(
-                "INSERT INTO liandong_projections (projection, version) VALUES ($1, $2)
-                 ON CONFLICT (projection) DO UPDATE SET version = excluded.version",
-            )
-            .bind(projection)
-            .bind(version)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        }
-    };
+/// Empties a projection's tables (in the order given, which foreign keys must allow), forgets
+/// its positions and records `version`: it is rebuilt from the start of the log.
+pub async fn reset<C: sql::Db + ?Sized>(
+    conn: &mut C,
+    projection: &str,
+    version: i32,
+    tables: &[&str],
+) -> Result<(), StoreError> {
+    for t in tables {
+        // Table names come from the projections' code, never from input.
+        conn.exec_text(&format!("DELETE FROM {t}")).await?;
+    }
+    conn.exec(&FORGET_POSITIONS, &[projection]).await?;
+    conn.exec(&SET_VERSION, &[projection, &version.to_string()])
+        .await?;
+    Ok(())
 }
-
-reset!(sqlx::PgConnection, reset_pg);
-reset!(sqlx::SqliteConnection, reset_sqlite);

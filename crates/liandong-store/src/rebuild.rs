@@ -11,7 +11,7 @@
 //! rows, at `INSERT … SELECT` speed, and running projectors of the projection wait for it.
 //!
 //! SQLite, the embedded single-process store, has no schemas to build beside the live tables:
-//! it rebuilds in place (see [`crate::reset_sqlite`]).
+//! it rebuilds in place (see [`crate::reset`]).
 
 use sqlx::PgConnection;
 

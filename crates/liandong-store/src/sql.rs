@@ -188,6 +188,9 @@ pub trait Db: Send {
     /// Runs `s` with text arguments `$1…`; returns the rows it changed.
     async fn exec(&mut self, s: &Statement, args: &[&str]) -> Result<u64, StoreError>;
     async fn fetch<T: Row>(&mut self, s: &Statement, args: &[&str]) -> Result<Vec<T>, StoreError>;
+    /// Runs SQL built at run time that is the same in both dialects (a `DELETE FROM` of a
+    /// table named by code), without arguments.
+    async fn exec_text(&mut self, sql: &str) -> Result<u64, StoreError>;
     /// Serializes this transaction against every other one that locks any of `keys` (JSON array
     /// of strings), until it ends. The keys are locked in sorted order, so two transactions
     /// that lock overlapping sets in one call each never deadlock on them. No-op on SQLite,
@@ -223,6 +226,9 @@ macro_rules! db {
                     q = q.bind(*a);
                 }
                 Ok(q.fetch_all(self).await?)
+            }
+            async fn exec_text(&mut self, sql: &str) -> Result<u64, StoreError> {
+                Ok(sqlx::query(sql).execute(self).await?.rows_affected())
             }
             async fn lock(&mut self, keys: &str) -> Result<(), StoreError> {
                 if $dialect == Dialect::Postgres && keys != "[]" {

@@ -207,14 +207,14 @@ pub async fn fresh_core(store: &ReadStore, projection: &liandong_projections::Co
     match store {
         ReadStore::Postgres(p) => {
             let mut tx = p.begin().await.expect("begin");
-            liandong_store::reset_pg(&mut tx, name, version, tables)
+            liandong_store::reset(&mut *tx, name, version, tables)
                 .await
                 .expect("reset");
             tx.commit().await.expect("commit");
         }
         ReadStore::Sqlite(p) => {
             let mut tx = p.begin().await.expect("begin");
-            liandong_store::reset_sqlite(&mut tx, name, version, tables)
+            liandong_store::reset(&mut *tx, name, version, tables)
                 .await
                 .expect("reset");
             tx.commit().await.expect("commit");

@@ -91,7 +91,7 @@ async fn request(store: &ReadStore, p: &dyn Projection) -> anyhow::Result<Reques
             newer(stored)?;
             let what = if stored.is_none() {
                 // Never projected: nothing to keep answering; the projectors build it live.
-                liandong_store::reset_pg(&mut tx, name, version, tables).await?;
+                liandong_store::reset(&mut *tx, name, version, tables).await?;
                 Requested::Emptied
             } else if liandong_store::rebuild::begin_build_pg(&mut tx, name, version, tables)
                 .await?
@@ -110,7 +110,7 @@ async fn request(store: &ReadStore, p: &dyn Projection) -> anyhow::Result<Reques
                 .fetch_optional(&mut *tx)
                 .await?;
             newer(stored)?;
-            liandong_store::reset_sqlite(&mut tx, name, version, tables).await?;
+            liandong_store::reset(&mut *tx, name, version, tables).await?;
             tx.commit().await?;
             Ok(Requested::Emptied)
         }
