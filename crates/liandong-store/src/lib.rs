@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod dead_letters;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -130,6 +131,7 @@ impl ReadStore {
                     .iter()
                     .chain(audit::POSTGRES_DDL)
                     .chain(api_keys::POSTGRES_DDL)
+                    .chain(dead_letters::POSTGRES_DDL)
                 {
                     sqlx::query(ddl).execute(&mut *tx).await?;
                 }
@@ -140,6 +142,7 @@ impl ReadStore {
                     .iter()
                     .chain(audit::SQLITE_DDL)
                     .chain(api_keys::SQLITE_DDL)
+                    .chain(dead_letters::SQLITE_DDL)
                 {
                     sqlx::query(ddl).execute(p).await?;
                 }
