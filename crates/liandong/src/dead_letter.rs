@@ -376,9 +376,8 @@ async fn read_all(log: &dyn EventLog, group_prefix: &str) -> anyhow::Result<Vec<
 async fn select(
     opened: &Opened,
     cfg: &Config,
-    filter: &Filter,
+    selection: &Selection,
 ) -> anyhow::Result<(Vec<DeadLetter>, HashMap<(i32, i64), Replay>)> {
-    let selection = Selection::parse(filter, cfg, Utc::now())?;
     let done: HashMap<(i32, i64), Replay> = replays::replays(&opened.store, &opened.log_name)
         .await
         .context("reading the replays recorded in the read store")?
@@ -411,6 +410,10 @@ fn shown(r: &Replay) -> ReplayShown {
     }
 }
 
+fn count(n: usize) -> String {
+    format!("{n} dead letter{}", if n == 1 { "" } else { "s" })
+}
+
 /// At most `n` characters of `s` on one line.
 fn cell(s: &str, n: usize) -> String {
     let one_line = s.replace(['\n', '\r', '\t'], " ");
@@ -423,8 +426,9 @@ fn cell(s: &str, n: usize) -> String {
 }
 
 async fn list(cfg: &Config, filter: &Filter, out: &mut impl Write) -> anyhow::Result<()> {
+    let selection = Selection::parse(filter, cfg, Utc::now())?;
     let opened = open(cfg).await?;
-    let (letters, _) = select(&opened, cfg, filter).await?;
+    let (letters, _) = select(&opened, cfg, &selection).await?;
     if filter.json {
         serde_json::to_writer_pretty(&mut *out, &letters)?;
         writeln!(out)?;
@@ -448,7 +452,7 @@ async fn list(cfg: &Config, filter: &Filter, out: &mut impl Write) -> anyhow::Re
             cell(&d.error, 160),
         )?;
     }
-    writeln!(out, "{} dead letters", letters.len())?;
+    writeln!(out, "{}", count(letters.len()))?;
     Ok(())
 }
 
@@ -472,6 +476,7 @@ pub struct ReplaySummary {
 }
 
 async fn replay(cfg: Config, filter: &Filter, out: &mut impl Write) -> anyhow::Result<()> {
+    let selection = Selection::parse(filter, &cfg, Utc::now())?;
     let opened = open(&cfg).await?;
     let master_key = match cfg.master_key.clone() {
         Some(k) => k,
@@ -512,7 +517,7 @@ async fn replay(cfg: Config, filter: &Filter, out: &mut impl Write) -> anyhow::R
         key_id: crate::keys::actor(),
     };
 
-    let (letters, done) = select(&opened, &cfg, filter).await?;
+    let (letters, done) = select(&opened, &cfg, &selection).await?;
     let mut appended_ids: HashSet<String> = done
         .values()
         .filter(|r| r.outcome == "appended")
@@ -628,8 +633,8 @@ async fn replay(cfg: Config, filter: &Filter, out: &mut impl Write) -> anyhow::R
     }
     writeln!(
         out,
-        "{} dead letters: {} appended, {} duplicate (counted once), {} still failing (they stay dead letters), {} skipped",
-        summary.results.len(),
+        "{}: {} appended, {} duplicate (counted once), {} still failing (they stay dead letters), {} skipped",
+        count(summary.results.len()),
         summary.appended,
         summary.duplicate,
         summary.still_failing,

@@ -88,7 +88,19 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // The commands' stdout is their answer (a table, JSON, a key): their logs go to stderr.
+    let command_line = matches!(
+        cli.command,
+        Command::Keys { .. } | Command::Rebuild { .. } | Command::DeadLetter { .. }
+    );
+    if command_line {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let (role, settings) = match cli.command {
         Command::Serve(a) => (Role::Serve, a.settings),
         Command::Ingest(a) => (Role::Ingest, a.settings),
