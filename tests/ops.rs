@@ -279,6 +279,14 @@ async fn metrics_after_traffic(d: Deployment) {
     assert_eq!(answer["accepted"], 3, "{answer}");
     assert_eq!(answer["rejected"].as_array().unwrap().len(), 2, "{answer}");
     server::wait_caught_up(&http, &serve.base, SUPPORT, Duration::from_secs(60)).await;
+    // A member lookup: its URL names the member, its route does not.
+    let member = http
+        .get(format!("{}/v1/members/mp:o_opsMetricsOpenid02", serve.base))
+        .bearer_auth(SUPPORT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(member.status(), 200);
 
     // Its own key: none, or a wrong one, is a 401.
     for key in [None, Some("ops-wrong-key-0123456789")] {
@@ -351,6 +359,12 @@ async fn metrics_after_traffic(d: Deployment) {
         value(&text, "liandong_http_requests_total", &events_route),
         1.0
     );
+    let lookup = [
+        ("method", "GET"),
+        ("route", "/v1/members/{member_key}"),
+        ("status", "200"),
+    ];
+    assert_eq!(value(&text, "liandong_http_requests_total", &lookup), 1.0);
     // The 401s of /metrics, by route, not by URL.
     assert_eq!(
         value(
