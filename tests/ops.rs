@@ -592,6 +592,22 @@ async fn dead_letters_listed_and_replayed(d: Deployment) {
     while Utc::now() < valid_from {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // One dead letter by its id: only it is tried.
+    let broken_id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["event_id"] == broken.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = d.json(&["dead-letter", "replay", "--json", "--id", &broken_id]);
+    assert_eq!(
+        outcomes(&one),
+        vec![(broken.clone(), "still_failing".to_owned())],
+        "{one:#}"
+    );
     let first = d.json(&["dead-letter", "replay", "--json"]);
     let mut expected = vec![
         (broken.clone(), "still_failing".to_owned()),

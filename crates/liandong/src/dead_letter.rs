@@ -309,8 +309,13 @@ async fn open(cfg: &Config) -> anyhow::Result<Opened> {
     })
 }
 
-/// Every record of the dead-letter stream up to its end when called, in stream order.
-async fn read_all(log: &dyn EventLog, group_prefix: &str) -> anyhow::Result<Vec<Delivered>> {
+/// The records of the dead-letter stream up to its end when called that `keep` keeps, in
+/// stream order (only those are held in memory).
+async fn read_all<T>(
+    log: &dyn EventLog,
+    group_prefix: &str,
+    keep: impl Fn(&Delivered) -> Option<T>,
+) -> anyhow::Result<Vec<(i32, i64, T)>> {
     let ends: HashMap<i32, i64> = log
         .end_offsets(Stream::DeadLetter)
         .await
@@ -363,12 +368,14 @@ async fn read_all(log: &dyn EventLog, group_prefix: &str) -> anyhow::Result<Vec<
                 pending.remove(&d.partition);
             }
             if d.offset < end {
-                out.push(d);
+                if let Some(kept) = keep(&d) {
+                    out.push((d.partition, d.offset, kept));
+                }
             }
         }
     }
-    out.sort_by_key(|d| (d.partition, d.offset));
-    out.dedup_by_key(|d| (d.partition, d.offset));
+    out.sort_by_key(|(p, o, _)| (*p, *o));
+    out.dedup_by_key(|(p, o, _)| (*p, *o));
     Ok(out)
 }
 
@@ -384,12 +391,13 @@ async fn select(
         .into_iter()
         .map(|r| ((r.partition, r.log_offset), r))
         .collect();
-    let mut letters: Vec<DeadLetter> = read_all(opened.log.as_ref(), &cfg.topic_prefix)
-        .await?
-        .iter()
-        .map(DeadLetter::of)
-        .filter(|d| selection.takes(d))
-        .collect();
+    let mut letters: Vec<DeadLetter> = read_all(opened.log.as_ref(), &cfg.topic_prefix, |d| {
+        Some(DeadLetter::of(d)).filter(|d| selection.takes(d))
+    })
+    .await?
+    .into_iter()
+    .map(|(_, _, d)| d)
+    .collect();
     for d in &mut letters {
         d.replay = done.get(&(d.partition, d.offset)).map(shown);
     }
