@@ -2,8 +2,11 @@
 //! event type of the catalogue and every property of its schemas, `docs/read-models.md` every
 //! relation of a freshly started store (from the database's own catalog, on SQLite and on
 //! PostgreSQL) with every column; the README and the error messages only link files that exist
-//! in the repository; the README's status example shows the projection's real version; and
-//! `liandong rebuild --help` names the projections it can rebuild.
+//! in the repository; the README's status example shows the projection's real version;
+//! `liandong rebuild --help` names the projections it can rebuild; the README's configuration
+//! table and `--help` of every command that runs liandong list the same settings, each with its
+//! variable and default; and docs/operations.md names every metric family `/metrics` serves and
+//! every command of `liandong dead-letter`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -225,7 +228,12 @@ fn relative_links(text: &str) -> Vec<String> {
 
 #[test]
 fn links_and_error_messages_point_into_the_repository() {
-    for file in ["README.md", "docs/events.md", "docs/read-models.md"] {
+    for file in [
+        "README.md",
+        "docs/events.md",
+        "docs/read-models.md",
+        "docs/operations.md",
+    ] {
         let text = read(file);
         assert!(
             !text.contains("shared/spec"),
@@ -241,7 +249,11 @@ fn links_and_error_messages_point_into_the_repository() {
         }
     }
     let readme = read("README.md");
-    for doc in ["docs/events.md", "docs/read-models.md"] {
+    for doc in [
+        "docs/events.md",
+        "docs/read-models.md",
+        "docs/operations.md",
+    ] {
         assert!(readme.contains(&format!("]({doc})")), "README links {doc}");
     }
 
@@ -350,4 +362,142 @@ fn rebuild_help_names_the_projections() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "a refused rebuild creates nothing"
     );
+}
+
+/// The variables of the README's configuration table, in its order.
+fn readme_settings() -> Vec<String> {
+    let readme = read("README.md");
+    let (_, table) = sections(&readme)
+        .into_iter()
+        .find(|(h, _)| h == "## Configuration")
+        .expect("the README has a Configuration section");
+    table
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("| `")?;
+            Some(rest.split_once('`')?.0.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn help_and_readme_show_every_setting_with_its_variable_and_default() {
+    let coded: Vec<String> = liandong::config::Settings::VARIABLES
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    let documented = readme_settings();
+    let missing: Vec<_> = coded.iter().filter(|v| !documented.contains(v)).collect();
+    let stale: Vec<_> = documented.iter().filter(|v| !coded.contains(v)).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README's configuration table: settings missing {missing:?}, not settings {stale:?}"
+    );
+    for command in [
+        "serve",
+        "ingest",
+        "project",
+        "keys",
+        "rebuild",
+        "dead-letter",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_liandong"))
+            .args([command, "--help"])
+            .env_clear()
+            .output()
+            .expect("the liandong binary runs");
+        assert!(out.status.success(), "{out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for var in &coded {
+            let line = help
+                .lines()
+                .find(|l| l.contains(&format!("[env: {var}")))
+                .unwrap_or_else(|| {
+                    panic!("`liandong {command} --help` does not show {var}:\n{help}")
+                });
+            assert!(
+                line.trim_start().starts_with("--") && line.contains("[default: "),
+                "`liandong {command} --help`: {var} without its option or default: {line}"
+            );
+        }
+    }
+    // A value given on the command line is parsed like the variable, and named by it.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = Command::new(env!("CARGO_BIN_EXE_liandong"))
+        .args(["serve", "--listen", "8080"])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .expect("the liandong binary runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LIANDONG_LISTEN: expected host:port"), "{err}");
+}
+
+#[test]
+fn operations_doc_names_every_metric_family_and_dead_letter_command() {
+    let doc = read("docs/operations.md");
+    let families = [
+        liandong_ingest::metrics::EVENTS_ACCEPTED,
+        liandong_ingest::metrics::EVENTS_REJECTED,
+        liandong_ingest::metrics::DEAD_LETTERS,
+        liandong_ingest::metrics::IDENTITY_CONFLICTS,
+        liandong_ingest::metrics::REQUESTS,
+        liandong_ingest::metrics::APPEND_SECONDS,
+        liandong_ingest::metrics::APPENDED_RECORDS,
+        liandong_projector::BATCH_SECONDS,
+        liandong_projector::BATCH_EVENTS,
+        liandong_projector::EVENTS_APPLIED,
+        liandong_projector::BATCHES_FAILED,
+        liandong::metrics::HTTP_REQUESTS,
+        liandong::metrics::HTTP_SECONDS,
+        liandong::metrics::PROJECTION_LAG,
+        liandong::metrics::PARTITION_LAG,
+        liandong::metrics::PROJECTION_PROGRESS,
+        liandong::metrics::STATUS_ERRORS,
+        liandong::metrics::BUILD_INFO,
+    ];
+    let dashboard = read("deploy/grafana/liandong.json");
+    serde_json::from_str::<Value>(&dashboard).expect("the Grafana dashboard is JSON");
+    let alerts = read("deploy/prometheus/alerts.yml");
+    for family in families {
+        assert!(
+            doc.contains(&format!("`{family}`")),
+            "docs/operations.md does not name {family}"
+        );
+    }
+    for used in [
+        "liandong_projection_lag_records",
+        "liandong_ingest_events_rejected_total",
+    ] {
+        assert!(
+            alerts.contains(used),
+            "deploy/prometheus/alerts.yml: no rule on {used}"
+        );
+    }
+    // What the dashboard and the rules query exists.
+    for text in [&dashboard, &alerts] {
+        for name in text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("liandong_"))
+        {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(
+                families.contains(&family),
+                "{name} is not a metric liandong serves"
+            );
+        }
+    }
+    for reason in liandong_ingest::dead_letter::RejectReason::ALL {
+        assert!(
+            doc.contains(&format!("`{reason}`")),
+            "docs/operations.md: reason {reason}"
+        );
+    }
+    for command in ["liandong dead-letter list", "liandong dead-letter replay"] {
+        assert!(doc.contains(command), "docs/operations.md: {command}");
+    }
 }

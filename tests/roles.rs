@@ -154,6 +154,15 @@ fn endpoints() -> Vec<Endpoint> {
             Request::Path("/openapi.json"),
             200,
         ),
+        // Prometheus' scrape: no member data; its own key (LIANDONG_METRICS_KEY) when one is set,
+        // none in this test.
+        row(
+            Method::GET,
+            "/metrics",
+            Access::Public,
+            Request::Path("/metrics"),
+            200,
+        ),
         row(Method::GET, "/", Access::Public, Request::Path("/"), 200),
         row(
             Method::GET,

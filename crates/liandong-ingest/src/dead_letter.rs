@@ -1,5 +1,6 @@
-//! The dead-letter copy of a rejected event: `{index, event_id?, error, status?, received_at,
-//! event}` (`status` 403: refused because of the key that sent it).
+//! The dead-letter copy of a rejected event: `{index, event_id?, reason, error, status?,
+//! received_at, event}` (`status` 403: refused because of the key that sent it; `reason`, one of
+//! [`RejectReason`], absent from records written before it existed).
 //! Invariant: personal data (`props.phone`, `props.address` of `member.profile_updated`) never
 //! reaches the dead-letter stream in plaintext, neither in `event` nor echoed in `error`.
 
@@ -10,7 +11,90 @@ use liandong_event::{is_wechat_id, EventType};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-pub(crate) const REDACTED: &str = "[redacted]";
+/// What stands in a dead letter for a value that was personal data.
+pub const REDACTED: &str = "[redacted]";
+
+/// Why an event was rejected, in a few words fit for a metric label and a filter: bounded,
+/// never the event's own content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// Not JSON the server could read as a value (e.g. a number beyond f64).
+    Json,
+    /// Fails the envelope or its type's schema (unknown type, missing or malformed field,
+    /// `occurred_at` more than an hour ahead…).
+    Schema,
+    /// Refused because of the key that sent it: a `client` key sending a server-only type or a
+    /// `unionid` (`status` 403). Never replayed: that would lift the key's limits.
+    ClientScope,
+    /// Binds an openid already bound for life to another unionid.
+    IdentityConflict,
+    /// Something an adapter (WeChat push, Sensors intake) received that no catalogue event
+    /// expresses.
+    Unmappable,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::Json,
+        RejectReason::Schema,
+        RejectReason::ClientScope,
+        RejectReason::IdentityConflict,
+        RejectReason::Unmappable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Json => "json",
+            RejectReason::Schema => "schema",
+            RejectReason::ClientScope => "client_scope",
+            RejectReason::IdentityConflict => "identity_conflict",
+            RejectReason::Unmappable => "unmappable",
+        }
+    }
+
+    /// The reason of a dead letter written before `reason` was recorded, from what it holds.
+    pub fn of_legacy(status: Option<u64>, error: &str) -> RejectReason {
+        if status == Some(403) {
+            RejectReason::ClientScope
+        } else if error.starts_with("(event): not valid JSON") {
+            RejectReason::Json
+        } else if error.starts_with("identity conflict:") {
+            RejectReason::IdentityConflict
+        } else {
+            RejectReason::Schema
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RejectReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RejectReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+                format!("expected one of {}, got {s:?}", all.join(", "))
+            })
+    }
+}
+
+/// The catalogue type of a (rejected) event for a metric label: `unknown` unless it names a
+/// type of the catalogue, so a sender's typos cannot grow the label set.
+pub fn type_label(event: &Value) -> &'static str {
+    event
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<EventType>().ok())
+        .map_or("unknown", |t| t.as_str())
+}
 const PERSONAL_PROPS: [&str; 2] = ["phone", "address"];
 
 /// True unless the event's type is known to be one without personal data. A missing or
@@ -112,6 +196,7 @@ pub(crate) fn key_of(event: Option<&Value>) -> String {
 pub(crate) fn payload(
     index: usize,
     event_id: Option<&str>,
+    reason: RejectReason,
     error: &str,
     status: Option<u16>,
     received_at: DateTime<Utc>,
@@ -122,6 +207,7 @@ pub(crate) fn payload(
     if let Some(id) = event_id {
         m.insert("event_id".into(), Value::from(id));
     }
+    m.insert("reason".into(), Value::from(reason.as_str()));
     m.insert("error".into(), Value::from(error));
     if let Some(status) = status {
         m.insert("status".into(), Value::from(status));

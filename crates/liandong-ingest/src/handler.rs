@@ -21,6 +21,7 @@ use serde_json::Value;
 use tracing::{field, instrument, Span};
 
 use crate::batch::{check_content_type, parse_batch, read_body};
+use crate::dead_letter::RejectReason;
 use crate::error::IngestError;
 use crate::IngestState;
 use crate::{dead_letter, erase};
@@ -59,6 +60,7 @@ struct Rejection {
     key: String,
     /// See [`RejectedEvent::status`].
     status: Option<u16>,
+    reason: RejectReason,
 }
 
 /// What the key that sent a batch may put in it.
@@ -229,7 +231,15 @@ async fn ingest_batch(
     }
     .await
     .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))??;
-    store(state, Some(&caller), validated, now, erase::EVENT_ENDPOINT).await
+    store(
+        state,
+        Some(&caller),
+        validated,
+        now,
+        erase::EVENT_ENDPOINT,
+        DeadLetters::Write,
+    )
+    .await
 }
 
 /// One item an in-process adapter (the WeChat callback, say) hands to ingestion instead of
@@ -303,8 +313,49 @@ impl IngestState {
         }
         .await
         .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
-        store(self, caller, validated, now, endpoint).await
+        store(self, caller, validated, now, endpoint, DeadLetters::Write).await
     }
+
+    /// Sends dead letters' events again through today's validation, identity binding, erasure,
+    /// sealing and append — the path of `POST /v1/events` — on behalf of `caller` (the audit
+    /// trail's actor of an erasure; its role's [`Scope`] applies). An event that passes is
+    /// appended with its own `event_id`, so a replay the read models have seen counts once; one
+    /// that still fails is answered in `rejected` and NOT written to the dead-letter stream
+    /// again: it is there already. Index `i` of the answer is `events[i]`.
+    pub async fn replay(
+        &self,
+        caller: &Caller,
+        events: Vec<Value>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestResponse, IngestError> {
+        let schemas = self.schemas.clone();
+        let scope = Scope::of(Some(caller));
+        let items = events.into_iter().map(Submission::Event).collect();
+        let validated =
+            tokio::task::spawn_blocking(move || validate_submissions(&schemas, items, now, scope))
+                .await
+                .map_err(|e| IngestError::Internal(format!("validation task failed: {e}")))?;
+        store(
+            self,
+            Some(caller),
+            validated,
+            now,
+            REPLAY_ENDPOINT,
+            DeadLetters::Skip,
+        )
+        .await
+    }
+}
+
+/// The audit trail's `endpoint` of an erasure a replayed dead letter carries.
+const REPLAY_ENDPOINT: &str = "liandong dead-letter replay";
+
+/// Whether a batch's rejections go to the dead-letter stream ([`IngestState::replay`]'s are
+/// dead letters already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeadLetters {
+    Write,
+    Skip,
 }
 
 /// The part both entry points share, after validation: identity binding in batch order, the
@@ -316,6 +367,7 @@ async fn store(
     validated: Validated,
     now: DateTime<Utc>,
     endpoint: &str,
+    to_dead_letters: DeadLetters,
 ) -> Result<IngestResponse, IngestError> {
     let Validated {
         valid,
@@ -342,10 +394,13 @@ async fn store(
     rejected.sort_by_key(|r| r.index);
     let mut dead_letters = Vec::with_capacity(rejected.len());
     let mut answers = Vec::with_capacity(rejected.len());
+    let mut reject_labels = Vec::with_capacity(rejected.len());
     for r in rejected {
+        reject_labels.push((dead_letter::type_label(&r.event), r.reason));
         let payload = dead_letter::payload(
             r.index,
             r.event_id.as_deref(),
+            r.reason,
             &r.dead_letter_error,
             r.status,
             now,
@@ -366,11 +421,19 @@ async fn store(
         });
     }
 
+    if to_dead_letters == DeadLetters::Skip {
+        dead_letters.clear();
+    }
     let (events_appended, dead_letters_appended) = tokio::join!(
         append(state, Stream::Events, records),
         append(state, Stream::DeadLetter, dead_letters)
     );
     combine(events_appended, dead_letters_appended)?;
+    crate::metrics::stored(
+        accepted.iter().map(|e| e.event_type.as_str()),
+        &reject_labels,
+        to_dead_letters == DeadLetters::Write,
+    );
 
     Ok(IngestResponse {
         accepted: accepted.len(),
@@ -408,6 +471,7 @@ fn validate_batch(
                     event: dead_letter::redact_raw(raw),
                     key: String::new(),
                     status: None,
+                    reason: RejectReason::Json,
                 });
                 continue;
             }
@@ -445,6 +509,7 @@ fn validate_submissions(
                 event: dead_letter::redact_event(&original),
                 key,
                 status: None,
+                reason: RejectReason::Unmappable,
             }),
         }
     }
@@ -469,6 +534,7 @@ fn validate_value(
             key: dead_letter::key_of(Some(&value)),
             event: dead_letter::redact_event(&value),
             status: Some(403),
+            reason: RejectReason::ClientScope,
         });
         return;
     }
@@ -488,6 +554,7 @@ fn validate_value(
                 key: dead_letter::key_of(Some(&value)),
                 event: dead_letter::redact_event(&value),
                 status: None,
+                reason: RejectReason::Schema,
             });
         }
     }
@@ -527,6 +594,7 @@ async fn bind_identities(
                     key: dead_letter::key_of(Some(&sent)),
                     event: dead_letter::redact_event(&sent),
                     status: None,
+                    reason: RejectReason::IdentityConflict,
                 });
             }
             Err(IdentityError::Unavailable(reason)) => {
@@ -609,7 +677,10 @@ async fn append(state: &IngestState, stream: Stream, records: Vec<Record>) -> Re
     if records.is_empty() {
         return Ok(());
     }
-    state.log.append(stream, records).await
+    let (count, started) = (records.len(), std::time::Instant::now());
+    let result = state.log.append(stream, records).await;
+    crate::metrics::appended(stream, count, started.elapsed(), &result);
+    result
 }
 
 /// Both appends must succeed. A fatal error outranks a retryable one (waiting will not fix

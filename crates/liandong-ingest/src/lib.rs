@@ -32,10 +32,11 @@ use liandong_log::EventLog;
 use liandong_vault::DataKeys;
 
 mod batch;
-mod dead_letter;
+pub mod dead_letter;
 pub mod erase;
 mod error;
 mod handler;
+pub mod metrics;
 mod rate;
 pub mod sensors;
 
@@ -148,6 +149,7 @@ impl Counters {
         let add = |c: &AtomicU64, n: usize| {
             c.fetch_add(n as u64, Ordering::Relaxed);
         };
+        crate::metrics::request(result);
         match result {
             Ok(answer) => {
                 add(&self.batches, 1);

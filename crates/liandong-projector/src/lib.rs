@@ -26,6 +26,35 @@ pub enum ProjectorError {
     Log(#[from] LogError),
 }
 
+/// Time to apply one batch and move its positions (the whole transaction), by projection.
+pub const BATCH_SECONDS: &str = "liandong_projector_batch_duration_seconds";
+/// Events in one applied batch, by projection.
+pub const BATCH_EVENTS: &str = "liandong_projector_batch_events";
+/// Events applied, by projection.
+pub const EVENTS_APPLIED: &str = "liandong_projector_events_applied_total";
+/// Batches rolled back (to be re-read and retried), by projection.
+pub const BATCHES_FAILED: &str = "liandong_projector_batches_failed_total";
+
+/// Describes the projector's metric families to the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_histogram!(
+        BATCH_SECONDS,
+        Unit::Seconds,
+        "Time to apply one batch and move its log positions in one transaction, by projection"
+    );
+    describe_histogram!(
+        BATCH_EVENTS,
+        Unit::Count,
+        "Events in one applied batch, by projection"
+    );
+    describe_counter!(EVENTS_APPLIED, "Events applied, by projection");
+    describe_counter!(
+        BATCHES_FAILED,
+        "Batches rolled back and retried from the stored positions, by projection"
+    );
+}
+
 /// Tuning of a projector.
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -515,8 +544,13 @@ impl Inner {
             return Ok(());
         }
         let advances: Vec<Advance> = advances.into_values().collect();
+        let started = std::time::Instant::now();
         match self.commit(slot, &events, &advances).await {
             Ok(()) => {
+                metrics::histogram!(BATCH_SECONDS, "projection" => name).record(started.elapsed());
+                metrics::histogram!(BATCH_EVENTS, "projection" => name).record(events.len() as f64);
+                metrics::counter!(EVENTS_APPLIED, "projection" => name)
+                    .increment(events.len() as u64);
                 for a in &advances {
                     state.next.insert(a.partition, a.to);
                 }
@@ -533,6 +567,7 @@ impl Inner {
                 if matches!(e, StoreError::PositionMoved { .. }) {
                     self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
                 }
+                metrics::counter!(BATCHES_FAILED, "projection" => name).increment(1);
                 // Forget what we believed and re-read the batch from the stored positions.
                 state.next.clear();
                 for a in &advances {

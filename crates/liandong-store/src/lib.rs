@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod dead_letters;
 pub mod erasures;
 pub mod rebuild;
 pub mod sql;
@@ -133,6 +134,7 @@ impl ReadStore {
                     .iter()
                     .chain(audit::POSTGRES_DDL)
                     .chain(api_keys::POSTGRES_DDL)
+                    .chain(dead_letters::POSTGRES_DDL)
                 {
                     sqlx::query(ddl).execute(&mut *tx).await?;
                 }
@@ -143,6 +145,7 @@ impl ReadStore {
                     .iter()
                     .chain(audit::SQLITE_DDL)
                     .chain(api_keys::SQLITE_DDL)
+                    .chain(dead_letters::SQLITE_DDL)
                 {
                     sqlx::query(ddl).execute(p).await?;
                 }

@@ -1,5 +1,8 @@
-//! Configuration from the environment, parsed once at start-up. A wrong setting stops start-up
-//! with a message that names it; every default is the zero-setup single-node one.
+//! The one typed configuration, [`Config`], parsed in one place ([`Config::from_lookup`]).
+//! Its sources are the command line and the environment: [`Settings`] is the clap side, one
+//! option per setting with its `LIANDONG_…` variable and default, so `liandong serve --help`
+//! lists every setting; tests and benchmarks hand `from_lookup` a map instead. A wrong setting
+//! stops start-up with a message that names it; every default is the zero-setup single-node one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +11,180 @@ use chrono_tz::Tz;
 use liandong_auth::ApiKeys;
 use liandong_vault::MasterKey;
 use liandong_wechat::{AesKey, MenuConfig, WechatConfig};
+
+/// Defaults shown by `--help` and applied by [`Config::from_lookup`]: one value for both.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    pub const DATA_DIR: &str = "liandong-data";
+    pub const TOPIC_PREFIX: &str = "liandong";
+    pub const TIMEZONE: &str = "Asia/Shanghai";
+    pub const KAFKA_PARTITIONS: &str = "12";
+    pub const KAFKA_REPLICATION_FACTOR: &str = "-1";
+    pub const PROJECTOR_BATCH: &str = "2000";
+    pub const RATE_LIMIT: &str = "50/s,burst=100";
+}
+
+/// Every setting, from the command line or its environment variable (the command line wins).
+/// Values stay text here: [`Config::from_lookup`] parses them all, so its messages name the
+/// variable whichever way a value came in.
+#[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Settings (each also read from its environment variable)")]
+pub struct Settings {
+    /// HTTP address: ingestion, query API, dashboard, health, /metrics.
+    #[arg(long, env = "LIANDONG_LISTEN", value_name = "HOST:PORT", default_value = defaults::LISTEN)]
+    pub listen: Option<String>,
+    /// Embedded log, generated API keys and master key, and the default SQLite file.
+    #[arg(long, env = "LIANDONG_DATA_DIR", value_name = "DIR", default_value = defaults::DATA_DIR)]
+    pub data_dir: Option<String>,
+    /// Read store (and identity store): postgres://… or sqlite://…. [default: sqlite://<data dir>/liandong.db]
+    #[arg(
+        long,
+        env = "LIANDONG_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Kafka bootstrap servers, e.g. kafka-1:9092,kafka-2:9092. [default: unset, the embedded log]
+    #[arg(long, env = "LIANDONG_KAFKA_BROKERS", value_name = "HOST:PORT,…")]
+    pub kafka_brokers: Option<String>,
+    /// Topics <prefix>.events and <prefix>.dead-letter; consumer groups <prefix>.projector.<projection>.v<version>.
+    #[arg(long, env = "LIANDONG_TOPIC_PREFIX", value_name = "PREFIX", default_value = defaults::TOPIC_PREFIX)]
+    pub topic_prefix: Option<String>,
+    /// IANA time zone of an event's day and of weeks.
+    #[arg(long, env = "LIANDONG_TIMEZONE", value_name = "ZONE", default_value = defaults::TIMEZONE)]
+    pub timezone: Option<String>,
+    /// Comma-separated role:key pairs (roles ingest, client, analyst, support, admin; keys of 16+ characters). Required by ingest and project. Prefer the variable: a command line is visible to other users. [default: unset, serve keeps keys in <data dir>/api-keys]
+    #[arg(
+        long,
+        env = "LIANDONG_API_KEYS",
+        value_name = "ROLE:KEY,…",
+        hide_env_values = true
+    )]
+    pub api_keys: Option<String>,
+    /// Base64 of 32 bytes (openssl rand -base64 32): wraps the data keys of personal data; the same on every node. Required by ingest and project. Prefer the variable. [default: unset, serve keeps one in <data dir>/master-key]
+    #[arg(
+        long,
+        env = "LIANDONG_MASTER_KEY",
+        value_name = "BASE64",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// Partitions of the topics liandong creates when missing.
+    #[arg(long, env = "LIANDONG_KAFKA_PARTITIONS", value_name = "N", default_value = defaults::KAFKA_PARTITIONS)]
+    pub kafka_partitions: Option<String>,
+    /// Replication of the topics liandong creates (-1: the broker's default; 3 for a production cluster).
+    #[arg(long, env = "LIANDONG_KAFKA_REPLICATION_FACTOR", value_name = "N", default_value = defaults::KAFKA_REPLICATION_FACTOR, allow_hyphen_values = true)]
+    pub kafka_replication_factor: Option<String>,
+    /// Extra librdkafka settings, key=value,… (e.g. security.protocol=SASL_SSL); those the guarantees rest on cannot be overridden. [default: none]
+    #[arg(
+        long,
+        env = "LIANDONG_KAFKA_OPTIONS",
+        value_name = "KEY=VALUE,…",
+        hide_env_values = true
+    )]
+    pub kafka_options: Option<String>,
+    /// Most records a projector applies in one transaction (1 to 100000).
+    #[arg(long, env = "LIANDONG_PROJECTOR_BATCH", value_name = "N", default_value = defaults::PROJECTOR_BATCH)]
+    pub projector_batch: Option<String>,
+    /// Each key's request budget for POST /v1/events, /v1/beacon and /sa, e.g. 50/s or 10/s,burst=40; beyond it 429 with Retry-After.
+    #[arg(long, env = "LIANDONG_RATE_LIMIT", value_name = "N/s[,burst=M]", default_value = defaults::RATE_LIMIT)]
+    pub rate_limit: Option<String>,
+    /// Bearer key Prometheus must send to GET /metrics (16+ visible characters). [default: unset, /metrics answers without a key; it holds no member data]
+    #[arg(
+        long,
+        env = "LIANDONG_METRICS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub metrics_key: Option<String>,
+    /// The Token of the OA admin console (3-32 letters or digits): turns on /v1/wechat/oa/callback. [default: unset, the callback answers 404]
+    #[arg(
+        long,
+        env = "LIANDONG_WECHAT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub wechat_token: Option<String>,
+    /// The OA's AppID; required with the AES key (every decrypted push names it). [default: unset]
+    #[arg(long, env = "LIANDONG_WECHAT_APPID", value_name = "APPID")]
+    pub wechat_appid: Option<String>,
+    /// The current EncodingAESKey (43 characters) for safe mode. [default: unset, plaintext mode only]
+    #[arg(
+        long,
+        env = "LIANDONG_WECHAT_AES_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub wechat_aes_key: Option<String>,
+    /// The EncodingAESKey before the last rotation: pushes sealed with it still open. [default: unset]
+    #[arg(
+        long,
+        env = "LIANDONG_WECHAT_AES_KEY_PREVIOUS",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub wechat_aes_key_previous: Option<String>,
+    /// Path of the menu configuration (JSON), validated at start-up. [default: unset, clicks are labelled by their key or URL]
+    #[arg(long, env = "LIANDONG_WECHAT_MENU", value_name = "FILE")]
+    pub wechat_menu: Option<String>,
+    /// Log filter (tracing's EnvFilter syntax). [default: info, with librdkafka, rdkafka and sqlx at warn]
+    #[arg(long = "log", env = "RUST_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+impl Settings {
+    /// Every environment variable a setting is read from, in `--help`'s order.
+    pub const VARIABLES: &'static [&'static str] = &[
+        "LIANDONG_LISTEN",
+        "LIANDONG_DATA_DIR",
+        "LIANDONG_DATABASE_URL",
+        "LIANDONG_KAFKA_BROKERS",
+        "LIANDONG_TOPIC_PREFIX",
+        "LIANDONG_TIMEZONE",
+        "LIANDONG_API_KEYS",
+        "LIANDONG_MASTER_KEY",
+        "LIANDONG_KAFKA_PARTITIONS",
+        "LIANDONG_KAFKA_REPLICATION_FACTOR",
+        "LIANDONG_KAFKA_OPTIONS",
+        "LIANDONG_PROJECTOR_BATCH",
+        "LIANDONG_RATE_LIMIT",
+        "LIANDONG_METRICS_KEY",
+        "LIANDONG_WECHAT_TOKEN",
+        "LIANDONG_WECHAT_APPID",
+        "LIANDONG_WECHAT_AES_KEY",
+        "LIANDONG_WECHAT_AES_KEY_PREVIOUS",
+        "LIANDONG_WECHAT_MENU",
+        "RUST_LOG",
+    ];
+
+    /// The value of the setting read from environment variable `name` (blank counts as unset).
+    pub fn get(&self, name: &str) -> Option<String> {
+        let v = match name {
+            "LIANDONG_LISTEN" => &self.listen,
+            "LIANDONG_DATA_DIR" => &self.data_dir,
+            "LIANDONG_DATABASE_URL" => &self.database_url,
+            "LIANDONG_KAFKA_BROKERS" => &self.kafka_brokers,
+            "LIANDONG_TOPIC_PREFIX" => &self.topic_prefix,
+            "LIANDONG_TIMEZONE" => &self.timezone,
+            "LIANDONG_API_KEYS" => &self.api_keys,
+            "LIANDONG_MASTER_KEY" => &self.master_key,
+            "LIANDONG_KAFKA_PARTITIONS" => &self.kafka_partitions,
+            "LIANDONG_KAFKA_REPLICATION_FACTOR" => &self.kafka_replication_factor,
+            "LIANDONG_KAFKA_OPTIONS" => &self.kafka_options,
+            "LIANDONG_PROJECTOR_BATCH" => &self.projector_batch,
+            "LIANDONG_RATE_LIMIT" => &self.rate_limit,
+            "LIANDONG_METRICS_KEY" => &self.metrics_key,
+            "LIANDONG_WECHAT_TOKEN" => &self.wechat_token,
+            "LIANDONG_WECHAT_APPID" => &self.wechat_appid,
+            "LIANDONG_WECHAT_AES_KEY" => &self.wechat_aes_key,
+            "LIANDONG_WECHAT_AES_KEY_PREVIOUS" => &self.wechat_aes_key_previous,
+            "LIANDONG_WECHAT_MENU" => &self.wechat_menu,
+            "RUST_LOG" => &self.log,
+            _ => &None,
+        };
+        v.clone().filter(|v| !v.trim().is_empty())
+    }
+}
 
 /// Why start-up stopped: the setting and what was expected.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +228,18 @@ pub struct Config {
     /// `LIANDONG_RATE_LIMIT`: each key's request budget for ingestion (`POST /v1/events`,
     /// `/v1/beacon`, `/sa`), e.g. `50/s` or `10/s,burst=40`.
     pub rate_limit: liandong_ingest::RateLimit,
+    /// `LIANDONG_METRICS_KEY`: the bearer key `GET /metrics` asks for; `None`: no key.
+    pub metrics_key: Option<MetricsKey>,
+}
+
+/// The key of `/metrics`. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsKey(pub String);
+
+impl std::fmt::Debug for MetricsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetricsKey(<{} characters>)", self.0.chars().count())
+    }
 }
 
 fn err(name: &'static str, message: impl Into<String>) -> ConfigError {
@@ -66,22 +255,30 @@ impl Config {
         Config::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
     }
 
+    /// Reads the settings of the command line (each falling back to its variable, then its
+    /// default, as clap resolved them).
+    pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| settings.get(k))
+    }
+
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let listen = match get("LIANDONG_LISTEN") {
-            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
-            Some(v) => v.trim().parse().map_err(|_| {
+        let listen = get("LIANDONG_LISTEN").unwrap_or_else(|| defaults::LISTEN.into());
+        let listen: SocketAddr = {
+            let v = &listen;
+            v.trim().parse().map_err(|_| {
                 err(
                     "LIANDONG_LISTEN",
                     format!("expected host:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got {v:?}"),
                 )
-            })?,
+            })?
         };
-        let data_dir_set = get("LIANDONG_DATA_DIR");
+        // The default directory given explicitly (clap fills defaults in) is still the default.
+        let data_dir_set = get("LIANDONG_DATA_DIR").filter(|d| d != defaults::DATA_DIR);
         let data_dir = PathBuf::from(
             data_dir_set
                 .clone()
-                .unwrap_or_else(|| "liandong-data".into()),
+                .unwrap_or_else(|| defaults::DATA_DIR.into()),
         );
         let database_origin = match (get("LIANDONG_DATABASE_URL"), &data_dir_set) {
             (Some(_), _) => "LIANDONG_DATABASE_URL".to_owned(),
@@ -108,7 +305,8 @@ impl Config {
                 ))
             }
         };
-        let topic_prefix = get("LIANDONG_TOPIC_PREFIX").unwrap_or_else(|| "liandong".into());
+        let topic_prefix =
+            get("LIANDONG_TOPIC_PREFIX").unwrap_or_else(|| defaults::TOPIC_PREFIX.into());
         if !topic_prefix
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
@@ -117,8 +315,8 @@ impl Config {
             return Err(err("LIANDONG_TOPIC_PREFIX", format!(
                 "expected letters, digits, '.', '_' or '-' (a Kafka topic name prefix), got {topic_prefix:?}")));
         }
-        let timezone = match get("LIANDONG_TIMEZONE") {
-            None => chrono_tz::Asia::Shanghai,
+        let timezone: Tz = match get("LIANDONG_TIMEZONE") {
+            None => defaults::TIMEZONE.parse().expect("the default time zone"),
             Some(v) => v.trim().parse().map_err(|_| {
                 err(
                     "LIANDONG_TIMEZONE",
@@ -138,18 +336,15 @@ impl Config {
             None => None,
             Some(brokers) => {
                 let int =
-                    |name: &'static str, default: i32, min: i32| -> Result<i32, ConfigError> {
-                        match get(name) {
-                            None => Ok(default),
-                            Some(v) => v
-                                .trim()
-                                .parse::<i32>()
-                                .ok()
-                                .filter(|n| *n >= min)
-                                .ok_or_else(|| {
-                                    err(name, format!("expected an integer >= {min}, got {v:?}"))
-                                }),
-                        }
+                    |name: &'static str, default: &str, min: i32| -> Result<i32, ConfigError> {
+                        let v = get(name).unwrap_or_else(|| default.to_owned());
+                        v.trim()
+                            .parse::<i32>()
+                            .ok()
+                            .filter(|n| *n >= min)
+                            .ok_or_else(|| {
+                                err(name, format!("expected an integer >= {min}, got {v:?}"))
+                            })
                     };
                 let mut client_options = Vec::new();
                 for pair in get("LIANDONG_KAFKA_OPTIONS")
@@ -164,16 +359,20 @@ impl Config {
                 }
                 Some(KafkaSettings {
                     brokers,
-                    partitions: int("LIANDONG_KAFKA_PARTITIONS", 12, 1)?,
-                    replication_factor: int("LIANDONG_KAFKA_REPLICATION_FACTOR", -1, -1)?,
+                    partitions: int("LIANDONG_KAFKA_PARTITIONS", defaults::KAFKA_PARTITIONS, 1)?,
+                    replication_factor: int(
+                        "LIANDONG_KAFKA_REPLICATION_FACTOR",
+                        defaults::KAFKA_REPLICATION_FACTOR,
+                        -1,
+                    )?,
                     client_options,
                 })
             }
         };
-        let projector_batch = match get("LIANDONG_PROJECTOR_BATCH") {
-            None => 2000,
-            Some(v) => v
-                .trim()
+        let projector_batch = {
+            let v = get("LIANDONG_PROJECTOR_BATCH")
+                .unwrap_or_else(|| defaults::PROJECTOR_BATCH.to_owned());
+            v.trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=100_000).contains(n))
@@ -182,16 +381,31 @@ impl Config {
                         "LIANDONG_PROJECTOR_BATCH",
                         format!("expected an integer from 1 to 100000, got {v:?}"),
                     )
-                })?,
+                })?
         };
         let wechat = wechat(&get)?;
-        let rate_limit = match get("LIANDONG_RATE_LIMIT") {
-            None => liandong_ingest::RateLimit::DEFAULT,
+        let rate_limit = liandong_ingest::RateLimit::parse(
+            &get("LIANDONG_RATE_LIMIT").unwrap_or_else(|| defaults::RATE_LIMIT.into()),
+        )
+        .map_err(|m| err("LIANDONG_RATE_LIMIT", m))?;
+        let metrics_key = match get("LIANDONG_METRICS_KEY") {
+            None => None,
             Some(v) => {
-                liandong_ingest::RateLimit::parse(&v).map_err(|m| err("LIANDONG_RATE_LIMIT", m))?
+                let v = v.trim().to_owned();
+                if v.chars().count() < 16 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(err(
+                        "LIANDONG_METRICS_KEY",
+                        format!(
+                            "expected a key of at least 16 visible ASCII characters without spaces, got <{} characters>",
+                            v.chars().count()
+                        ),
+                    ));
+                }
+                Some(MetricsKey(v))
             }
         };
         Ok(Config {
+            metrics_key,
             rate_limit,
             projector_batch,
             wechat,
@@ -287,6 +501,99 @@ mod tests {
     }
 
     #[test]
+    fn the_defaults_shown_are_the_defaults_applied() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        // No variable and no option: clap's defaults, as `--help` shows them.
+        let shown = Cli::try_parse_from(["liandong"]).unwrap().settings;
+        let from_clap = Config::from_lookup(|k| shown.get(k)).unwrap();
+        let unset = cfg(&[]).unwrap();
+        assert_eq!(format!("{from_clap:?}"), format!("{unset:?}"));
+        assert_eq!(from_clap.database_origin, unset.database_origin);
+        assert_eq!(
+            liandong_ingest::RateLimit::parse(defaults::RATE_LIMIT).unwrap(),
+            liandong_ingest::RateLimit::DEFAULT
+        );
+        // An option wins over the default and reaches the same parser, which names the variable.
+        let set = Cli::try_parse_from(["liandong", "--listen", "8080"])
+            .unwrap()
+            .settings;
+        assert_eq!(
+            Config::from_lookup(|k| set.get(k)).unwrap_err().name,
+            "LIANDONG_LISTEN"
+        );
+    }
+
+    #[test]
+    fn every_variable_read_is_a_setting() {
+        use std::cell::RefCell;
+        let asked = RefCell::new(std::collections::BTreeSet::new());
+        // With the broker and the WeChat token set, every optional group is read.
+        let _ = Config::from_lookup(|k| {
+            asked.borrow_mut().insert(k.to_owned());
+            match k {
+                "LIANDONG_KAFKA_BROKERS" => Some("k:9092".into()),
+                "LIANDONG_WECHAT_TOKEN" => Some("QDG6eK".into()),
+                _ => None,
+            }
+        });
+        let asked = asked.into_inner();
+        let settings: std::collections::BTreeSet<String> = Settings::VARIABLES
+            .iter()
+            .filter(|v| **v != "RUST_LOG")
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(asked, settings);
+        // And each variable is the `env` of its option.
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let envs: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(envs, Settings::VARIABLES);
+        let every = Settings {
+            listen: Some("1".into()),
+            data_dir: Some("2".into()),
+            database_url: Some("3".into()),
+            kafka_brokers: Some("4".into()),
+            topic_prefix: Some("5".into()),
+            timezone: Some("6".into()),
+            api_keys: Some("7".into()),
+            master_key: Some("8".into()),
+            kafka_partitions: Some("9".into()),
+            kafka_replication_factor: Some("10".into()),
+            kafka_options: Some("11".into()),
+            projector_batch: Some("12".into()),
+            rate_limit: Some("13".into()),
+            metrics_key: Some("14".into()),
+            wechat_token: Some("15".into()),
+            wechat_appid: Some("16".into()),
+            wechat_aes_key: Some("17".into()),
+            wechat_aes_key_previous: Some("18".into()),
+            wechat_menu: Some("19".into()),
+            log: Some("20".into()),
+        };
+        let values: Vec<String> = Settings::VARIABLES
+            .iter()
+            .map(|v| every.get(v).unwrap())
+            .collect();
+        let expected: Vec<String> = (1..=20).map(|n| n.to_string()).collect();
+        assert_eq!(
+            values, expected,
+            "get() maps each variable to its own option"
+        );
+    }
+
+    #[test]
     fn defaults_are_the_zero_setup_ones() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
@@ -305,6 +612,7 @@ mod tests {
             ("LIANDONG_TIMEZONE", "Mars/Olympus"),
             ("LIANDONG_TOPIC_PREFIX", "a b"),
             ("LIANDONG_RATE_LIMIT", "lots"),
+            ("LIANDONG_METRICS_KEY", "short"),
             ("LIANDONG_API_KEYS", "root:secret"),
             ("LIANDONG_MASTER_KEY", "not base64!"),
             (

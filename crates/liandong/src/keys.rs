@@ -50,7 +50,7 @@ pub enum KeysCommand {
 }
 
 /// The audit trail's name for the command line's user.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .into_iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()));
@@ -177,7 +177,7 @@ pub async fn run(
 /// The read store of a server that has run, never a new one: `keys` run in another directory,
 /// or without the server's settings, would otherwise make an empty database, store the key
 /// there and say it works, while the server goes on answering `401`.
-async fn open_existing(cfg: &Config) -> anyhow::Result<ReadStore> {
+pub(crate) async fn open_existing(cfg: &Config) -> anyhow::Result<ReadStore> {
     let shown = redact_password(&cfg.database_url);
     let hint =
         "Run `liandong keys` with the settings of the server (the same LIANDONG_DATABASE_URL, \

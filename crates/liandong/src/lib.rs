@@ -5,7 +5,9 @@
 //! Kafka consumer group).
 
 pub mod config;
+pub mod dead_letter;
 pub mod keys;
+pub mod metrics;
 pub mod rebuild;
 
 use std::future::Future;
@@ -39,6 +41,17 @@ pub enum Role {
     Ingest,
     /// Projectors only, with health and status (needs Kafka).
     Project,
+}
+
+impl Role {
+    /// The subcommand that runs it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Serve => "serve",
+            Role::Ingest => "ingest",
+            Role::Project => "project",
+        }
+    }
 }
 
 /// A started process: its address, and the handle that stops it.
@@ -189,6 +202,30 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
             .merge(liandong_ingest::router(ingest.clone()))
             .merge(liandong_wechat::router(wechat, ingest));
     }
+    // Prometheus' view of this process: no member data, its own key when one is set.
+    app = app.merge(metrics::router(
+        metrics::MetricsState {
+            key: cfg.metrics_key.clone(),
+            lag: (role != Role::Ingest).then(|| metrics::LagSource {
+                store: store.clone(),
+                log: log.clone(),
+                projections: projections.clone(),
+            }),
+        },
+        role.as_str(),
+    ));
+    {
+        let mut stopped = stopped.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(metrics::UPKEEP);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => metrics::handle().run_upkeep(),
+                    _ = stopped.wait_for(|s| *s) => return Ok(()),
+                }
+            }
+        });
+    }
     if role != Role::Ingest {
         for projection in &projections {
             let projector = Projector::new(
@@ -218,6 +255,10 @@ pub async fn start(role: Role, mut cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("LIANDONG_LISTEN: cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let mut stopped_http = stopped.clone();
+    // Per route (so the matched route is known): request counts and latency, tracing spans.
+    let app = app
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(metrics::trace_layer());
     let router = app.clone();
     // Every answer of the API is JSON with an `error`, 405s included (axum's have no body). Around
     // the whole router, not each route: the `Allow` header is only there once the route is done.
@@ -281,7 +322,7 @@ async fn method_not_allowed_as_json(
     answer
 }
 
-async fn open_log(role: Role, cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
+pub(crate) async fn open_log(role: Role, cfg: &Config) -> anyhow::Result<Arc<dyn EventLog>> {
     match &cfg.kafka {
         Some(k) => {
             let log = KafkaLog::connect(KafkaConfig {
@@ -357,17 +398,7 @@ fn master_key(role: Role, cfg: &mut Config) -> anyhow::Result<MasterKey> {
     }
     let path = cfg.data_dir.join("master-key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let key = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#'))
-            .unwrap_or("");
-        let key =
-            MasterKey::parse_base64(key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        info!(path = %path.display(), "master key loaded");
-        return Ok(key);
+        return read_master_key_file(&path);
     }
     let key = MasterKey::generate();
     let text = format!(
@@ -381,6 +412,21 @@ fn master_key(role: Role, cfg: &mut Config) -> anyhow::Result<MasterKey> {
         "Master key created in {} (back it up: without it the personal data it protects is lost)",
         path.display()
     );
+    Ok(key)
+}
+
+/// The master key `serve` keeps in `path` (`<data dir>/master-key`).
+pub(crate) fn read_master_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    let key =
+        MasterKey::parse_base64(key).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    info!(path = %path.display(), "master key loaded");
     Ok(key)
 }
 

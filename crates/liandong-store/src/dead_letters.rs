@@ -1,0 +1,92 @@
+//! What `liandong dead-letter replay` did with each dead letter: one row per record of the
+//! dead-letter stream it replayed, so a second replay never appends an event twice, and
+//! `dead-letter list` shows which ones were replayed. Not a projection: rebuilds keep it.
+
+use chrono::{DateTime, Utc};
+
+use crate::{ReadStore, StoreError};
+
+/// The table, created by [`ReadStore::init`]. Each statement is idempotent.
+pub(crate) const POSTGRES_DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS liandong_dead_letter_replays (
+        log TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        log_offset BIGINT NOT NULL,
+        event_id TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        replayed_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (log, partition, log_offset)
+    )",
+    "COMMENT ON TABLE liandong_dead_letter_replays IS
+        'What liandong dead-letter replay did with each dead letter (appended, duplicate, still_failing).'",
+];
+
+pub(crate) const SQLITE_DDL: &[&str] =
+    &["CREATE TABLE IF NOT EXISTS liandong_dead_letter_replays (
+        log TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        log_offset BIGINT NOT NULL,
+        event_id TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        replayed_at TEXT NOT NULL,
+        PRIMARY KEY (log, partition, log_offset)
+    )"];
+
+/// One replayed dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Replay {
+    /// The dead-letter stream: `kafka:<topic>` or `embedded`.
+    pub log: String,
+    pub partition: i32,
+    pub log_offset: i64,
+    pub event_id: Option<String>,
+    /// `appended` (the event passed and is in the events stream), `duplicate` (its event id
+    /// was appended by the replay of another dead letter) or `still_failing`.
+    pub outcome: String,
+    /// Why it still fails.
+    pub error: Option<String>,
+    pub replayed_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT log, partition, log_offset, event_id, outcome, error, replayed_at
+    FROM liandong_dead_letter_replays WHERE log = $1";
+
+const UPSERT: &str = "INSERT INTO liandong_dead_letter_replays
+        (log, partition, log_offset, event_id, outcome, error, replayed_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (log, partition, log_offset) DO UPDATE SET
+        event_id = excluded.event_id, outcome = excluded.outcome, error = excluded.error,
+        replayed_at = excluded.replayed_at";
+
+/// Every replay recorded for the dead-letter stream `log`.
+pub async fn replays(store: &ReadStore, log: &str) -> Result<Vec<Replay>, StoreError> {
+    Ok(match store {
+        ReadStore::Postgres(p) => sqlx::query_as(SELECT).bind(log).fetch_all(p).await?,
+        ReadStore::Sqlite(p) => sqlx::query_as(SELECT).bind(log).fetch_all(p).await?,
+    })
+}
+
+/// Records (or updates) what a replay did with one dead letter.
+pub async fn record(store: &ReadStore, replay: &Replay) -> Result<(), StoreError> {
+    macro_rules! upsert {
+        ($pool:expr) => {{
+            sqlx::query(UPSERT)
+                .bind(&replay.log)
+                .bind(replay.partition)
+                .bind(replay.log_offset)
+                .bind(&replay.event_id)
+                .bind(&replay.outcome)
+                .bind(&replay.error)
+                .bind(replay.replayed_at)
+                .execute($pool)
+                .await?;
+        }};
+    }
+    match store {
+        ReadStore::Postgres(p) => upsert!(p),
+        ReadStore::Sqlite(p) => upsert!(p),
+    }
+    Ok(())
+}
