@@ -65,7 +65,8 @@ impl Projection for CoreProjection {
         // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
         // 4: member_personal and fact_personal, the sealed phone and address (issue 6).
         // 5: merged instead of refolded (member_order, the deciders of member_profile, ab_counts).
-        5
+        // 6: member_interest.
+        6
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -89,6 +90,7 @@ impl Projection for CoreProjection {
             "ab_counts",
             "ab_readout",
             "member_order",
+            "member_interest",
             "member_pseudonym",
         ]
     }

@@ -8,6 +8,7 @@ pub mod ab_readout;
 pub mod core;
 pub mod erasure;
 pub mod linkage;
+pub mod member_interest;
 pub mod member_personal;
 pub mod member_profile;
 mod members;

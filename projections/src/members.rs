@@ -24,6 +24,7 @@ use liandong_store::StoreError;
 use liandong_vault::{Purpose, Vault};
 use serde_json::{json as j, Value};
 
+use crate::member_interest;
 use crate::member_personal::{self, PersonalDb};
 use crate::member_profile::{self, parse_ts, ProfileEvent};
 use crate::sql::{self, json, Db, Statement};
@@ -175,6 +176,7 @@ async fn update<C: Db + PersonalDb>(
         }
         member_profile::reset(db, &reset_json).await?;
         orders::reset(db, &reset_json).await?;
+        member_interest::reset(db, &reset_json).await?;
         db.exec(&DELETE_PSEUDONYMS, &[&reset_json]).await?;
     }
 
@@ -187,6 +189,7 @@ async fn update<C: Db + PersonalDb>(
     retention_follower::update(db, tz, &added, &reset).await?;
     retention_weekly::update(db, tz, &added, &reset).await?;
     ab_readout::update(db, &added, &reset).await?;
+    member_interest::update(db, &added).await?;
 
     if !new_members.is_empty() {
         let rows: Vec<_> = new_members

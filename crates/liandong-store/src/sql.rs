@@ -160,6 +160,15 @@ pub fn ts_text(d: Dialect, col: &str) -> String {
     }
 }
 
+/// The larger of two expressions of the same type (a time kept as canonical text on SQLite
+/// compares as text).
+pub fn greatest(d: Dialect, a: &str, b: &str) -> String {
+    match d {
+        Dialect::Postgres => format!("GREATEST({a}, {b})"),
+        Dialect::Sqlite => format!("max({a}, {b})"),
+    }
+}
+
 /// A column as text (dates, uuids).
 pub fn text(d: Dialect, col: &str) -> String {
     match d {

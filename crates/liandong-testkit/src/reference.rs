@@ -155,6 +155,8 @@ pub struct Metrics {
     pub follower: Vec<liandong_projections::read::Cohort30d>,
     pub weekly: Vec<liandong_projections::read::WeeklyRetention>,
     pub ab: Vec<liandong_projections::read::AbRow>,
+    /// `member_interest`, ordered by member and category.
+    pub interest: Vec<liandong_projections::member_interest::InterestRow>,
 }
 
 /// The metric relations over `events` (duplicates allowed), with "today" = `today`.
@@ -389,6 +391,33 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
             })
             .collect()
     };
+    // Interests: per final member and non-empty category, reads and page views, latest time.
+    let mut interest: BTreeMap<(String, String), (i64, i64, DateTime<Utc>)> = BTreeMap::new();
+    for e in unique.values() {
+        let read = match e.event_type {
+            EventType::OaArticleRead => true,
+            EventType::MpPageView => false,
+            _ => continue,
+        };
+        let category = s(e, "category");
+        let Some(member) = key_of.get(&e.event_id.to_string()) else {
+            continue;
+        };
+        if category.is_empty() {
+            continue;
+        }
+        let at = e.occurred_utc();
+        let row = interest
+            .entry((member.clone(), category))
+            .or_insert((0, 0, at));
+        if read {
+            row.0 += 1;
+        } else {
+            row.1 += 1;
+        }
+        row.2 = row.2.max(at);
+    }
+
     Metrics {
         menu: menu
             .into_iter()
@@ -428,6 +457,20 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
             .iter()
             .flat_map(|(x, v)| liandong_projections::ab::readout(x, v))
             .collect(),
+        interest: interest
+            .into_iter()
+            .map(
+                |((member_key, category), (article_reads, page_views, last_at))| {
+                    liandong_projections::member_interest::InterestRow {
+                        member_key,
+                        category,
+                        article_reads,
+                        page_views,
+                        last_at: last_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                    }
+                },
+            )
+            .collect(),
     }
 }
 
@@ -455,5 +498,12 @@ pub async fn stored_metrics(store: &liandong_store::ReadStore) -> Metrics {
             .await
             .expect("retention_weekly"),
         ab: ab_readout(store, None).await.expect("ab_readout"),
+        interest: {
+            let mut rows = liandong_projections::member_interest::read(store, None)
+                .await
+                .expect("member_interest");
+            rows.sort();
+            rows
+        },
     }
 }

@@ -116,11 +116,15 @@ pub fn events(shape: &Shape) -> Vec<Value> {
                             "target": "pages/menu/index?from=menu&type=home"});
                         ("oa.menu.click", props, None)
                     }
-                    2 => (
-                        "oa.article.read",
-                        json!({"article_id": format!("a{}", rng.gen_range(1..5))}),
-                        None,
-                    ),
+                    2 => {
+                        // An article's category; some articles have none.
+                        let a = rng.gen_range(1..5);
+                        let props = match ["烘焙", "玩具", "", "咖啡"][a % 4] {
+                            "" => json!({"article_id": format!("a{a}")}),
+                            c => json!({"article_id": format!("a{a}"), "category": c}),
+                        };
+                        ("oa.article.read", props, None)
+                    }
                     3 => (
                         "oa.follow",
                         json!({"via": VIAS[rng.gen_range(0..VIAS.len())]}),
@@ -173,7 +177,16 @@ pub fn events(shape: &Shape) -> Vec<Value> {
                         json!({"activity_notifications": rng.gen_bool(0.5)}),
                         None,
                     ),
-                    _ => ("mp.page_view", json!({"page": "pages/menu/index"}), None),
+                    _ => {
+                        // What the page shows, by member; some pages show no category.
+                        let props = match m % 4 {
+                            0 => json!({"page": "pages/menu/index"}),
+                            1 => json!({"page": "pages/goods/index", "category": "烘焙"}),
+                            2 => json!({"page": "pages/goods/index", "category": "烘焙工具"}),
+                            _ => json!({"page": "pages/toys/index", "category": "玩具"}),
+                        };
+                        ("mp.page_view", props, None)
+                    }
                 }
             };
             let mut ev = json!({
