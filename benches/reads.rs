@@ -109,8 +109,9 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
             },
         )
         .collect();
-    for r in liandong_projections::ab::readout("entry_name", &variants) {
-        sqlx::query("INSERT INTO ab_readout VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+    for r in liandong_projections::ab::readout("menu", "entry_name", &variants) {
+        sqlx::query("INSERT INTO ab_readout VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(r.surface)
             .bind(r.experiment)
             .bind(r.variant)
             .bind(r.exposed_users)

@@ -65,7 +65,8 @@ impl Projection for CoreProjection {
         // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
         // 4: member_personal and fact_personal, the sealed phone and address (issue 6).
         // 5: merged instead of refolded (member_order, the deciders of member_profile, ab_counts).
-        5
+        // 6: ab_readout on five surfaces (issue 14).
+        6
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -388,15 +388,30 @@ pub async fn weekly_retention(
     .await
 }
 
-/// `ab_readout`, optionally for one experiment.
+/// `ab_readout`, optionally for one surface and/or one experiment, ordered by surface,
+/// experiment and variant.
 pub async fn ab_readout(
     store: &ReadStore,
+    surface: Option<&str>,
     experiment: Option<&str>,
 ) -> Result<Vec<AbRow>, StoreError> {
-    let sql = "SELECT experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
-               FROM ab_readout WHERE ($1 IS NULL OR experiment = $1) ORDER BY experiment, variant";
+    let sql = "SELECT surface, experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
+               FROM ab_readout WHERE ($1 IS NULL OR surface = $1) AND ($2 IS NULL OR experiment = $2)
+               ORDER BY surface, experiment, variant";
     Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
+        ReadStore::Postgres(p) => {
+            sqlx::query_as(sql)
+                .bind(surface)
+                .bind(experiment)
+                .fetch_all(p)
+                .await?
+        }
+        ReadStore::Sqlite(p) => {
+            sqlx::query_as(sql)
+                .bind(surface)
+                .bind(experiment)
+                .fetch_all(p)
+                .await?
+        }
     })
 }

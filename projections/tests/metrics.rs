@@ -325,7 +325,8 @@ async fn a_member_in_two_variants_is_excluded(db: &TestStore) {
         }
     }
     let store = project(db, &wire).await;
-    let ab = read::ab_readout(&store, Some("entry")).await.unwrap();
+    let ab = read::ab_readout(&store, None, Some("entry")).await.unwrap();
+    assert!(ab.iter().all(|r| r.surface == "menu"));
     let counts: Vec<(&str, i64, i64)> = ab
         .iter()
         .map(|r| (r.variant.as_str(), r.exposed_users, r.clicked_users))
@@ -352,6 +353,119 @@ async fn a_member_in_two_variants_is_excluded(db: &TestStore) {
     assert_eq!((exposures, clicks), (11, 6), "traffic counts every event");
 }
 on_both_stores!(a_member_in_two_variants_is_excluded);
+
+async fn experiments_live_on_the_surface_of_their_exposures(db: &TestStore) {
+    let props = |extra: Value, v: &str| {
+        let mut p = json!({"template_id": "t_coupon", "experiment": "wording", "variant": v});
+        if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        p
+    };
+    let mut wire = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for i in 0..3 {
+        for v in ["control", "b"] {
+            let u = format!("o:{v}{i}");
+            wire.push(ev(
+                next(),
+                "oa.template.sent",
+                "2026-04-02T10:00:00+08:00",
+                &u,
+                props(json!({"status": "success"}), v),
+            ));
+            // control: one click; b: two clicks; plus one click before the send, which does
+            // not count.
+            let clicks = if v == "control" { 1 } else { 2 };
+            if i < clicks {
+                wire.push(ev(
+                    next(),
+                    "oa.template.click",
+                    "2026-04-02T10:05:00+08:00",
+                    &u,
+                    props(json!({}), v),
+                ));
+            }
+        }
+    }
+    wire.push(ev(
+        next(),
+        "oa.template.click",
+        "2026-04-02T09:00:00+08:00",
+        "o:control2",
+        props(json!({}), "control"),
+    ));
+    // A click of another surface's type with the same experiment name never counts for it.
+    wire.push(ev(
+        next(),
+        "mp.notify.click",
+        "2026-04-02T11:00:00+08:00",
+        "o:control1",
+        props(json!({}), "control"),
+    ));
+    // Service notifications, follow prompts and articles: their own surfaces.
+    for (i, (ty, click, p)) in [
+        (
+            "mp.notify.sent",
+            "mp.notify.click",
+            json!({"template_id": "n1", "experiment": "notify_time", "variant": "control"}),
+        ),
+        (
+            "mp.follow_prompt.shown",
+            "mp.follow_prompt.click",
+            json!({"placement": "order_done", "experiment": "prompt_copy", "variant": "b"}),
+        ),
+        (
+            "oa.article.read",
+            "oa.article.click",
+            json!({"article_id": "a9", "link": "card", "experiment": "card_style", "variant": "control"}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let u = format!("m:s{i}");
+        wire.push(ev(next(), ty, "2026-04-03T10:00:00+08:00", &u, p.clone()));
+        wire.push(ev(next(), click, "2026-04-03T10:00:00+08:00", &u, p));
+    }
+    let store = project(db, &wire).await;
+    let ab = read::ab_readout(&store, None, None).await.unwrap();
+    let rows: Vec<(&str, &str, &str, i64, i64)> = ab
+        .iter()
+        .map(|r| {
+            (
+                r.surface.as_str(),
+                r.experiment.as_str(),
+                r.variant.as_str(),
+                r.exposed_users,
+                r.clicked_users,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("article", "card_style", "control", 1, 1),
+            ("follow_prompt", "prompt_copy", "b", 1, 1),
+            ("notify", "notify_time", "control", 1, 1),
+            ("template", "wording", "b", 3, 2),
+            ("template", "wording", "control", 3, 1),
+        ]
+    );
+    let only = read::ab_readout(&store, Some("template"), None)
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 2);
+    assert!(
+        (only[0].lift.unwrap() - 1.0).abs() < 1e-12,
+        "2/3 against 1/3"
+    );
+}
+on_both_stores!(experiments_live_on_the_surface_of_their_exposures);
 
 async fn days_and_weeks_are_shanghai_time(db: &TestStore) {
     let wire = vec![

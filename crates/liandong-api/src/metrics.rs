@@ -95,11 +95,14 @@ pub struct ArticleParams {
     pub article: Option<String>,
 }
 
-/// An experiment.
+/// A surface and an experiment.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AbParams {
+    /// Only experiments of this surface: `menu`, `article`, `template`, `follow_prompt` or
+    /// `notify`.
+    pub surface: Option<String>,
     /// Only this experiment.
     pub experiment: Option<String>,
 }
@@ -716,6 +719,8 @@ pub struct AbVariant {
 /// One experiment and its variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AbExperiment {
+    /// The surface it lives on: `menu`, `article`, `template`, `follow_prompt` or `notify`.
+    pub surface: String,
     pub experiment: String,
     /// Ordered by variant.
     pub variants: Vec<AbVariant>,
@@ -724,12 +729,15 @@ pub struct AbExperiment {
 /// `ab_readout`, grouped by experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AbReadout {
-    /// Ordered by experiment.
+    /// Ordered by surface, then experiment.
     pub experiments: Vec<AbExperiment>,
 }
 
-/// The A/B readout of menu experiments (over all time: exposures are counted per member, not
-/// per day), grouped by experiment.
+/// The A/B surfaces (METRICS.md, "A/B tests").
+pub const AB_SURFACES: &[&str] = &["menu", "article", "template", "follow_prompt", "notify"];
+
+/// The A/B readout of the experiments of the five surfaces (over all time: exposures are
+/// counted per member, not per day), grouped by surface and experiment.
 #[utoipa::path(
     get,
     path = "/v1/metrics/ab",
@@ -745,9 +753,19 @@ pub async fn ab(
 ) -> Result<Json<AbReadout>, ApiError> {
     authorize(&s.keys, &headers, ANALYST)?;
     let Query(p) = params?;
+    if let Some(surface) = p.surface.as_deref() {
+        if !AB_SURFACES.contains(&surface) {
+            // Echo a bounded prefix only: the value is the caller's.
+            let shown: String = surface.chars().take(32).collect();
+            return Err(ApiError::BadParameter {
+                name: "surface",
+                reason: format!("expected one of {}, got {shown:?}", AB_SURFACES.join(", ")),
+            });
+        }
+    }
     let mut experiments: Vec<AbExperiment> = Vec::new();
-    // Rows come ordered by experiment, so each experiment's rows are consecutive.
-    for r in read::ab_readout(&s.store, p.experiment.as_deref()).await? {
+    // Rows come ordered by surface and experiment, so each experiment's rows are consecutive.
+    for r in read::ab_readout(&s.store, p.surface.as_deref(), p.experiment.as_deref()).await? {
         let variant = AbVariant {
             variant: r.variant,
             exposed_users: r.exposed_users,
@@ -759,8 +777,11 @@ pub async fn ab(
             ci_high: r.ci_high,
         };
         match experiments.last_mut() {
-            Some(e) if e.experiment == r.experiment => e.variants.push(variant),
+            Some(e) if e.surface == r.surface && e.experiment == r.experiment => {
+                e.variants.push(variant)
+            }
             _ => experiments.push(AbExperiment {
+                surface: r.surface,
                 experiment: r.experiment,
                 variants: vec![variant],
             }),

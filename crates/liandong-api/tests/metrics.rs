@@ -506,13 +506,14 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
 
     // The A/B readout, grouped by experiment, as stored.
     let ab: AbReadout = api.get("/v1/metrics/ab", &[]).await;
-    let stored = read::ab_readout(&store, None).await.expect("read");
+    let stored = read::ab_readout(&store, None, None).await.expect("read");
     let flat: Vec<_> = ab
         .experiments
         .iter()
         .flat_map(|e| {
             e.variants.iter().map(|v| {
                 (
+                    e.surface.clone(),
                     e.experiment.clone(),
                     v.variant.clone(),
                     v.exposed_users,
@@ -530,6 +531,7 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
         .iter()
         .map(|r| {
             (
+                r.surface.clone(),
                 r.experiment.clone(),
                 r.variant.clone(),
                 r.exposed_users,
@@ -556,6 +558,13 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
     assert_eq!(one.experiments[0], ab.experiments[1]);
     let none: AbReadout = api.get("/v1/metrics/ab", &[("experiment", "nope")]).await;
     assert!(none.experiments.is_empty());
+    // Every experiment of this data set is on the menu: the surface filter keeps them all, and
+    // another surface has none.
+    assert!(ab.experiments.iter().all(|e| e.surface == "menu"));
+    let menu: AbReadout = api.get("/v1/metrics/ab", &[("surface", "menu")]).await;
+    assert_eq!(menu, ab);
+    let notify: AbReadout = api.get("/v1/metrics/ab", &[("surface", "notify")]).await;
+    assert!(notify.experiments.is_empty());
 
     // No range: the last 30 days ending today in Shanghai (checked unless midnight passed
     // between the two readings of the clock).
@@ -670,6 +679,7 @@ async fn bad_parameters_are_400(db: &TestStore) {
             Some("article"),
         ),
         ("/v1/metrics/ab", &[("from", "2026-10-01")], Some("from")),
+        ("/v1/metrics/ab", &[("surface", "banner")], Some("surface")),
         (
             "/v1/metrics/menu-entries",
             &[("entry", "a"), ("entry", "b")],

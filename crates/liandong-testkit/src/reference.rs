@@ -226,7 +226,7 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
     let mut repurchase: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     let mut follower: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     let mut cohorts: BTreeMap<NaiveDate, Vec<BTreeSet<NaiveDate>>> = BTreeMap::new();
-    let mut exposures: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut exposures: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
     for (m, evs) in &members {
         let mut paid: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         for e in evs.iter().filter(|e| e.event_type == EventType::OrderPaid) {
@@ -324,31 +324,52 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
         if let Some(first) = weeks.first() {
             cohorts.entry(*first).or_default().push(weeks.clone());
         }
-        // Experiments.
-        let mut seen: BTreeMap<String, (BTreeSet<String>, DateTime<Utc>)> = BTreeMap::new();
-        for e in evs
-            .iter()
-            .filter(|e| e.event_type == EventType::OaMenuExposure && !s(e, "experiment").is_empty())
-        {
-            seen.entry(s(e, "experiment"))
-                .or_insert_with(|| (BTreeSet::new(), e.occurred_utc()))
-                .0
-                .insert(s(e, "variant"));
-        }
-        for (x, (variants, first)) in seen {
-            if variants.len() != 1 {
-                continue;
+        // Experiments, on the surface of their exposure type; the click type of that surface.
+        const SURFACES: [(&str, EventType, EventType); 5] = [
+            ("menu", EventType::OaMenuExposure, EventType::OaMenuClick),
+            (
+                "article",
+                EventType::OaArticleRead,
+                EventType::OaArticleClick,
+            ),
+            (
+                "template",
+                EventType::OaTemplateSent,
+                EventType::OaTemplateClick,
+            ),
+            (
+                "follow_prompt",
+                EventType::MpFollowPromptShown,
+                EventType::MpFollowPromptClick,
+            ),
+            ("notify", EventType::MpNotifySent, EventType::MpNotifyClick),
+        ];
+        for (surface, exposure, click) in SURFACES {
+            let mut seen: BTreeMap<String, (BTreeSet<String>, DateTime<Utc>)> = BTreeMap::new();
+            for e in evs
+                .iter()
+                .filter(|e| e.event_type == exposure && !s(e, "experiment").is_empty())
+            {
+                seen.entry(s(e, "experiment"))
+                    .or_insert_with(|| (BTreeSet::new(), e.occurred_utc()))
+                    .0
+                    .insert(s(e, "variant"));
             }
-            let v = variants.into_iter().next().unwrap_or_default();
-            let clicked = evs.iter().any(|e| {
-                e.event_type == EventType::OaMenuClick
-                    && s(e, "experiment") == x
-                    && s(e, "variant") == v
-                    && e.occurred_utc() >= first
-            });
-            let c = exposures.entry((x, v)).or_default();
-            c.0 += 1;
-            c.1 += clicked as i64;
+            for (x, (variants, first)) in seen {
+                if variants.len() != 1 {
+                    continue;
+                }
+                let v = variants.into_iter().next().unwrap_or_default();
+                let clicked = evs.iter().any(|e| {
+                    e.event_type == click
+                        && s(e, "experiment") == x
+                        && s(e, "variant") == v
+                        && e.occurred_utc() >= first
+                });
+                let c = exposures.entry((surface.to_owned(), x, v)).or_default();
+                c.0 += 1;
+                c.1 += clicked as i64;
+            }
         }
     }
 
@@ -367,17 +388,18 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
             });
         }
     }
-    let mut by_experiment: BTreeMap<String, Vec<liandong_projections::ab::VariantCounts>> =
-        BTreeMap::new();
-    for ((x, v), (exposed, clicked)) in exposures {
-        by_experiment
-            .entry(x)
-            .or_default()
-            .push(liandong_projections::ab::VariantCounts {
+    let mut by_experiment: BTreeMap<
+        (String, String),
+        Vec<liandong_projections::ab::VariantCounts>,
+    > = BTreeMap::new();
+    for ((surface, x, v), (exposed, clicked)) in exposures {
+        by_experiment.entry((surface, x)).or_default().push(
+            liandong_projections::ab::VariantCounts {
                 variant: v,
                 exposed,
                 clicked,
-            });
+            },
+        );
     }
     let cohort = |m: BTreeMap<NaiveDate, (i64, i64)>| -> Vec<Cohort30d> {
         m.into_iter()
@@ -426,7 +448,7 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
         weekly,
         ab: by_experiment
             .iter()
-            .flat_map(|(x, v)| liandong_projections::ab::readout(x, v))
+            .flat_map(|((surface, x), v)| liandong_projections::ab::readout(surface, x, v))
             .collect(),
     }
 }
@@ -454,6 +476,6 @@ pub async fn stored_metrics(store: &liandong_store::ReadStore) -> Metrics {
         weekly: weekly_retention(store, all)
             .await
             .expect("retention_weekly"),
-        ab: ab_readout(store, None).await.expect("ab_readout"),
+        ab: ab_readout(store, None, None).await.expect("ab_readout"),
     }
 }
