@@ -5,12 +5,14 @@
 
 pub mod ab;
 pub mod ab_readout;
+pub mod activity;
 pub mod core;
 pub mod erasure;
 pub mod linkage;
 pub mod member_personal;
 pub mod member_profile;
 mod members;
+pub mod messages;
 pub mod orders;
 pub mod read;
 pub mod retention_follower;
@@ -40,6 +42,8 @@ pub const ANALYST_RELATIONS: &[&str] = &[
     "retention_follower_30d",
     "retention_weekly",
     "ab_readout",
+    "metric_message_daily",
+    "metric_activity",
     "analyst_events",
     "analyst_member_profile",
     "analyst_fact_member_day",

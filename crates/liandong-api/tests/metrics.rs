@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use liandong_api::metrics::{
-    AbReadout, Articles, DateRange, FollowerRetention, Linkage, MenuEntries, Repurchase,
-    WeeklyRetention,
+    AbExperiment, AbReadout, Articles, DateRange, FollowerRetention, Linkage, MenuEntries,
+    Repurchase, WeeklyRetention,
 };
 use liandong_api::ErrorBody;
 use liandong_auth::Role;
@@ -545,26 +545,39 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
         })
         .collect();
     assert_eq!(flat, want);
-    let names: Vec<_> = ab
+    let names: Vec<(&str, &str)> = ab
         .experiments
         .iter()
-        .map(|e| e.experiment.as_str())
+        .map(|e| (e.surface.as_str(), e.experiment.as_str()))
         .collect();
-    assert_eq!(names, ["color", "entry_name"], "one group per experiment");
+    let mut groups: Vec<(&str, &str)> = stored
+        .iter()
+        .map(|r| (r.surface.as_str(), r.experiment.as_str()))
+        .collect();
+    groups.dedup();
+    assert_eq!(names, groups, "one group per surface and experiment");
+    assert!(names.contains(&("menu", "color")) && names.contains(&("menu", "entry_name")));
     let one: AbReadout = api
         .get("/v1/metrics/ab", &[("experiment", "entry_name")])
         .await;
     assert_eq!(one.experiments.len(), 1);
-    assert_eq!(one.experiments[0], ab.experiments[1]);
+    assert!(ab.experiments.contains(&one.experiments[0]));
     let none: AbReadout = api.get("/v1/metrics/ab", &[("experiment", "nope")]).await;
     assert!(none.experiments.is_empty());
-    // Every experiment of this data set is on the menu: the surface filter keeps them all, and
-    // another surface has none.
-    assert!(ab.experiments.iter().all(|e| e.surface == "menu"));
-    let menu: AbReadout = api.get("/v1/metrics/ab", &[("surface", "menu")]).await;
-    assert_eq!(menu, ab);
-    let notify: AbReadout = api.get("/v1/metrics/ab", &[("surface", "notify")]).await;
-    assert!(notify.experiments.is_empty());
+    // The surface filter keeps exactly that surface's experiments.
+    let mut surfaces = 0;
+    for surface in ["menu", "article", "template", "follow_prompt", "notify"] {
+        let got: AbReadout = api.get("/v1/metrics/ab", &[("surface", surface)]).await;
+        let want: Vec<AbExperiment> = ab
+            .experiments
+            .iter()
+            .filter(|e| e.surface == surface)
+            .cloned()
+            .collect();
+        surfaces += usize::from(!want.is_empty());
+        assert_eq!(got.experiments, want, "{surface}");
+    }
+    assert_eq!(surfaces, 5, "the data set has experiments on every surface");
 
     // No range: the last 30 days ending today in Shanghai (checked unless midnight passed
     // between the two readings of the clock).
