@@ -860,7 +860,7 @@ impl Gen {
 }
 
 /// The A/B test of the order notice's (template message's) wording.
-pub(crate) const TEMPLATE_EXPERIMENT: &str = "order_ready_copy";
+pub const TEMPLATE_EXPERIMENT: &str = "order_ready_copy";
 
 /// An article of the OA.
 pub(crate) struct Article {
