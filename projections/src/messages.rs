@@ -145,11 +145,16 @@ pub fn message_facts(
     out
 }
 
-fn is_read(t: EventType) -> bool {
-    t == EventType::MpVisit
-        || CHANNELS
+/// An event a message fact reads: a send, a click, or a landing from a message.
+fn is_read(e: &ProfileEvent) -> bool {
+    if e.event_type == EventType::MpVisit {
+        return CHANNELS
             .iter()
-            .any(|(_, sent, click, _)| t == *sent || t == *click)
+            .any(|c| e.source_from.as_deref() == Some(c.3));
+    }
+    CHANNELS
+        .iter()
+        .any(|(_, sent, click, _)| e.event_type == *sent || e.event_type == *click)
 }
 
 fn days_between(first: NaiveDate, last: NaiveDate) -> impl Iterator<Item = NaiveDate> {
@@ -163,7 +168,7 @@ pub fn affected_days(
     tz: Tz,
 ) -> BTreeSet<NaiveDate> {
     let mut days = BTreeSet::new();
-    for e in events.iter().filter(|e| is_read(e.event_type)) {
+    for e in events.iter().filter(|e| is_read(e)) {
         let t = e.occurred_at;
         let sent = CHANNELS.iter().any(|c| c.1 == e.event_type);
         if sent {
@@ -231,7 +236,8 @@ static EVENTS: Statement = Statement::new(|d| {
     format!(
         "SELECT e.member_key, {}, e.type, {}, e.source_from, e.props ->> 'template_id', e.props ->> 'status'
          FROM {} JOIN events e ON e.member_key = r.member_key AND e.occurred_at >= r.start AND e.occurred_at < r.stop
-         WHERE e.type IN ('oa.template.sent', 'oa.template.click', 'mp.notify.sent', 'mp.notify.click', 'mp.visit')",
+         WHERE e.type IN ('oa.template.sent', 'oa.template.click', 'mp.notify.sent', 'mp.notify.click')
+            OR (e.type = 'mp.visit' AND e.source_from IN ('template', 'subscribe_msg'))",
         sql::text(d, "e.event_id"),
         sql::ts_text(d, "e.occurred_at"),
         sql::records(d, 1, "r", Ranges::COLUMNS)
@@ -556,6 +562,17 @@ mod tests {
         let f = message_facts(day("2026-04-01"), TZ, &[&sent, &late, &in_time], &[paid]);
         assert!(f[0].first_click_at.is_some());
         assert!(!f[0].converted, "paid exactly 7 days after the send");
+    }
+
+    #[test]
+    fn given_a_visit_from_elsewhere_then_no_message_day_is_affected() {
+        let v = ev(
+            EventType::MpVisit,
+            "2026-04-04T01:00:00Z",
+            j!({}),
+            Some("menu"),
+        );
+        assert!(affected_days(&[v], &[], TZ).is_empty());
     }
 
     #[test]
