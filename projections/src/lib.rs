@@ -51,6 +51,8 @@ pub const ANALYST_RELATIONS: &[&str] = &[
     "analyst_fact_follower",
     "analyst_fact_member_week",
     "analyst_fact_experiment",
+    "analyst_fact_message",
+    "analyst_fact_activity",
 ];
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

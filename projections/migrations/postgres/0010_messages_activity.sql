@@ -65,3 +65,14 @@ CREATE VIEW metric_activity AS
            a.orders_paid, a.order_users, a.revenue_fen
     FROM activity_counts a WHERE a.members > 0;
 COMMENT ON VIEW metric_activity IS 'One row per campaign (activity_id) named by an activity.* event or an order.placed: reservations, joins, joins after a reservation or within 24 h of an OA-guided visit, group-buy groups started and completed, paid orders, buyers, revenue.';
+
+CREATE VIEW analyst_fact_message AS
+    SELECT p.pseudonym AS member_ref, f.day, f.channel, f.template_id, f.first_sent_at, f.delivered,
+           f.first_click_at, f.visited, f.converted
+    FROM fact_message f JOIN member_pseudonym p ON p.member_key = f.member_key;
+CREATE VIEW analyst_fact_activity AS
+    SELECT p.pseudonym AS member_ref, f.activity_id, f.first_reserved_at, f.first_joined_at,
+           f.guided_joined, f.orders_paid, f.revenue_fen
+    FROM fact_activity f JOIN member_pseudonym p ON p.member_key = f.member_key;
+COMMENT ON VIEW analyst_fact_message IS 'fact_message with member_ref instead of member_key.';
+COMMENT ON VIEW analyst_fact_activity IS 'fact_activity with member_ref instead of member_key.';

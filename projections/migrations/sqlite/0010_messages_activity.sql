@@ -57,3 +57,12 @@ CREATE VIEW metric_activity AS
              WHERE g.activity_id = a.activity_id AND g.started_members > 0 AND g.completed_members > 0) AS groups_completed,
            a.orders_paid, a.order_users, a.revenue_fen
     FROM activity_counts a WHERE a.members > 0;
+
+CREATE VIEW analyst_fact_message AS
+    SELECT p.pseudonym AS member_ref, f.day, f.channel, f.template_id, f.first_sent_at, f.delivered,
+           f.first_click_at, f.visited, f.converted
+    FROM fact_message f JOIN member_pseudonym p ON p.member_key = f.member_key;
+CREATE VIEW analyst_fact_activity AS
+    SELECT p.pseudonym AS member_ref, f.activity_id, f.first_reserved_at, f.first_joined_at,
+           f.guided_joined, f.orders_paid, f.revenue_fen
+    FROM fact_activity f JOIN member_pseudonym p ON p.member_key = f.member_key;
