@@ -71,7 +71,7 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
             DATE '{s}' + ((m * 104729) % 90)::int, m % 3 <> 0 FROM generate_series(1::bigint, {n}) m WHERE m % 10 = 0"),
         format!("INSERT INTO fact_member_week SELECT 'u' || m, DATE '{s}' - EXTRACT(ISODOW FROM DATE '{s}')::int + 1 + 7 * ((m % 13)::int), o
             FROM generate_series(1::bigint, {n}) m, generate_series(0, 12) o WHERE o <= 12 - (m % 13) AND (o = 0 OR (m + o) % 3 = 0)"),
-        format!("INSERT INTO fact_experiment SELECT 'u' || m, 'entry_name', CASE WHEN m % 50 = 0 THEN NULL WHEN m % 2 = 0 THEN 'control' ELSE 'b' END,
+        format!("INSERT INTO fact_experiment SELECT 'u' || m, 'menu', 'entry_name', CASE WHEN m % 50 = 0 THEN NULL WHEN m % 2 = 0 THEN 'control' ELSE 'b' END,
             TIMESTAMPTZ '{s} 04:00:00+00', m % 7 = 0 OR (m % 2 = 1 AND m % 11 = 0) FROM generate_series(1::bigint, {n}) m WHERE m % 3 = 0"),
         format!("INSERT INTO member_profile SELECT 'u' || m, 'u' || m, 'oa' || m, 'mp' || m, TIMESTAMPTZ '{s} 00:00:00+00', now(),
             'menu', m % 2 = 0, NULL, NULL, m % 4, (m % 4) * 1990, NULL, NULL, m % 3, m % 5, true, NULL FROM generate_series(1::bigint, {n}) m"),
@@ -79,6 +79,15 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
             FROM generate_series(0, 89) d, unnest(ARRAY['立即点餐','进入小程序点餐','我的订单','领优惠券','会员中心','门店地址']) e, unnest(ARRAY['','control','b']) v"),
         format!("INSERT INTO metric_article_daily SELECT DATE '{s}' + d, 'a' || a, 100 + (d * a) % 500, 10 + (d + a) % 60
             FROM generate_series(0, 89) d, generate_series(1, 300) a"),
+        // Messages: 20 templates on each channel, every day.
+        format!("INSERT INTO metric_message_daily SELECT DATE '{s}' + d, c, c || '_t' || t,
+            3000 + (d * 31 + t) % 700, 2900 + (d * 31 + t) % 600, 300 + (d * 7 + t) % 200, 200 + (d + t) % 100, 40 + (d + t) % 30
+            FROM generate_series(0, 89) d, unnest(ARRAY['oa_template','mp_notify']) c, generate_series(1, 20) t"),
+        // Campaigns: 200 of them, with group-buy groups of three members (one group per 10 members).
+        format!("INSERT INTO activity_counts SELECT 'act' || a, 5000, 2000, 3000, 1500, 900, 2500, 2200, 2500 * 3990
+            FROM generate_series(1, 200) a"),
+        format!("INSERT INTO activity_group_counts SELECT 'act' || (g % 200 + 1), 'g' || g, 3, (g % 3 = 0)::int
+            FROM generate_series(1::bigint, {n} / 10) g"),
         // The relations, recounted from the facts exactly as the projector does.
         "INSERT INTO metric_linkage_daily SELECT day, count(*) FILTER (WHERE mp_visit), count(*) FILTER (WHERE oa_guided),
             count(*) FILTER (WHERE prompt_follow), count(*) FILTER (WHERE core_user), count(*) FILTER (WHERE guided_order),
@@ -109,8 +118,9 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
             },
         )
         .collect();
-    for r in liandong_projections::ab::readout("entry_name", &variants) {
-        sqlx::query("INSERT INTO ab_readout VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+    for r in liandong_projections::ab::readout("menu", "entry_name", &variants) {
+        sqlx::query("INSERT INTO ab_readout VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(r.surface)
             .bind(r.experiment)
             .bind(r.variant)
             .bind(r.exposed_users)
@@ -196,6 +206,14 @@ async fn main() -> anyhow::Result<()> {
             format!("SELECT * FROM retention_weekly WHERE cohort_week BETWEEN '{weeks_from}' AND '{today}' ORDER BY 1, 2"), ANALYST),
         ("a/b readout", "/v1/metrics/ab?experiment=entry_name".into(),
             "SELECT * FROM ab_readout WHERE experiment = 'entry_name' ORDER BY variant".into(), ANALYST),
+        ("messages", format!("/v1/metrics/messages?{range}"),
+            format!("SELECT * FROM metric_message_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, channel, template_id"), ANALYST),
+        ("messages of one template", format!("/v1/metrics/messages?{range}&template=oa_template_t3"),
+            format!("SELECT * FROM metric_message_daily WHERE template_id = 'oa_template_t3' AND day BETWEEN '{from}' AND '{today}' ORDER BY day, channel"), ANALYST),
+        ("campaigns", "/v1/metrics/activities".into(),
+            "SELECT * FROM metric_activity ORDER BY activity_id".into(), ANALYST),
+        ("one campaign", "/v1/metrics/activities?activity=act7".into(),
+            "SELECT * FROM metric_activity WHERE activity_id = 'act7'".into(), ANALYST),
         ("member lookup", format!("/v1/members/u{}", members / 2),
             format!("SELECT * FROM member_profile WHERE member_key = 'u{}'", members / 2), SUPPORT),
     ];

@@ -440,6 +440,79 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         "charts, tables and the A/B verdict",
     )
     .await;
+    // The message funnel, the campaign board and A/B tests grouped by surface, with data.
+    wait_for(
+        &c,
+        "return document.querySelector('#chart-messages canvas')
+         && document.querySelectorAll('#table-messages tbody tr').length > 0
+         && document.querySelectorAll('#table-activities tbody tr').length > 0
+         && !!document.querySelector('[data-ab-surface=\"template\"] [data-ab-verdict]')",
+        30,
+        "the message funnel, the campaign board and the template A/B test",
+    )
+    .await;
+    let messages = api
+        .get(
+            &format!("/v1/metrics/messages?from={from}&to={to}"),
+            ANALYST,
+        )
+        .await;
+    let shown_messages = js(
+        &c,
+        "return [...document.querySelectorAll('#table-messages tbody tr')].map(tr =>
+           [tr.querySelector('[data-message]').dataset.message, tr.children[2].textContent, tr.children[6].textContent])",
+    )
+    .await;
+    let totals = messages["totals"].as_array().expect("totals");
+    assert!(
+        totals.iter().any(|m| m["channel"] == "oa_template")
+            && totals.iter().any(|m| m["channel"] == "mp_notify")
+            && totals.iter().any(|m| m["clicked_users"].as_i64() > Some(0)),
+        "the simulated audience receives both kinds of message: {messages}"
+    );
+    for row in shown_messages.as_array().expect("rows") {
+        let key = row[0].as_str().expect("a key");
+        let api_row = totals
+            .iter()
+            .find(|m| {
+                format!(
+                    "{}/{}",
+                    m["channel"].as_str().unwrap(),
+                    m["template_id"].as_str().unwrap()
+                ) == key
+            })
+            .unwrap_or_else(|| panic!("{key} is not in the API's answer"));
+        let n = |v: &Value| v.as_str().unwrap().replace(',', "");
+        assert_eq!(n(&row[1]), api_row["sent_users"].to_string(), "{key} sent");
+        assert_eq!(
+            n(&row[2]),
+            api_row["converted_users"].to_string(),
+            "{key} converted"
+        );
+    }
+    let activities = api.get("/v1/metrics/activities", ANALYST).await;
+    let campaigns = activities["activities"].as_array().expect("activities");
+    assert!(
+        campaigns.iter().any(
+            |a| a["groups_completed"].as_i64() > Some(0) && a["orders_paid"].as_i64() > Some(0)
+        ),
+        "the simulated audience runs group-buys: {activities}"
+    );
+    let revenue = |id: &str| {
+        format!("return document.querySelector('[data-revenue=\"{id}\"]')?.textContent ?? null")
+    };
+    for a in campaigns.iter().take(5) {
+        let id = a["activity_id"].as_str().expect("an id");
+        let fen = a["revenue_fen"].as_i64().expect("revenue");
+        let shown = js(&c, &revenue(id)).await;
+        if let Some(text) = shown.as_str() {
+            assert_eq!(
+                text.replace([',', '¥'], ""),
+                format!("{}.{:02}", fen / 100, fen % 100),
+                "{id}'s revenue on the board"
+            );
+        }
+    }
     let verdict = js(
         &c,
         "return document.querySelector('[data-ab-verdict]').textContent",
@@ -599,6 +672,35 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
         "every KPI after the live update"
     );
 
+    // --- live: the campaign board moves within seconds of an event's acknowledgement -------
+    let live_activity = format!("live-{}", uuid::Uuid::new_v4().simple());
+    let joined: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({"event_id": uuid::Uuid::new_v4().to_string(), "type": "activity.joined",
+                   "occurred_at": Utc::now().to_rfc3339(), "user": {"mp_openid": format!("live_join_{i}")},
+                   "props": {"activity_id": live_activity, "kind": "groupbuy", "group_id": "live-g"}})
+        })
+        .collect();
+    let acked = std::time::Instant::now();
+    api.send(&joined).await;
+    let shown = wait_for(
+        &c,
+        &format!(
+            "const r = document.querySelector('[data-activity=\"{live_activity}\"]');
+             return r ? r.closest('tr').children[2].textContent : null"
+        ),
+        20,
+        "the new campaign on the board",
+    )
+    .await;
+    let latency = acked.elapsed();
+    assert_eq!(shown, json!("3"), "three members joined");
+    println!("campaign board: a join shows {latency:?} after its acknowledgement");
+    assert!(
+        latency < Duration::from_secs(12),
+        "the board updates within seconds: {latency:?}"
+    );
+
     // --- English --------------------------------------------------------------------------
     let label = "return document.querySelector('[data-kpi-label=\"menu_click_rate\"]').textContent";
     assert_eq!(js(&c, label).await, json!("菜单栏入口点击率"));
@@ -639,6 +741,31 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     assert!(
         scope.as_str().is_some_and(|s| s.starts_with("Per person")),
         "{scope}"
+    );
+    // The new panels in English, still with their data.
+    let english = js(
+        &c,
+        "return [document.querySelector('[data-i18n=\"section.messages\"]').textContent,
+                 document.querySelector('[data-i18n=\"section.activities\"]').textContent,
+                 document.querySelector('[data-ab-surface=\"template\"] h3').textContent,
+                 [...document.querySelectorAll('#table-activities th')].map(th => th.textContent),
+                 document.querySelectorAll('#table-messages tbody tr').length,
+                 document.querySelectorAll('#table-activities tbody tr').length]",
+    )
+    .await;
+    assert_eq!(english[0], json!("Messages"));
+    assert_eq!(english[1], json!("Campaigns"));
+    assert_eq!(english[2], json!("Template messages"));
+    assert!(
+        english[3]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Group-buy success")),
+        "{english}"
+    );
+    assert!(
+        english[4].as_u64() > Some(0) && english[5].as_u64() > Some(0),
+        "{english}"
     );
     // The trend charts' legends show every series (no paging) above the plot.
     for id in ["chart-clicks", "chart-linkage", "chart-users"] {

@@ -1,6 +1,6 @@
 //! The simulator through a real liandong, and `liandong demo` as a newcomer runs it: every
 //! simulated event is accepted over HTTP, the read models the dashboard shows fill up (menu
-//! entries, articles, linkage, the A/B readout), and the demo command prints a working URL and
+//! entries, articles, linkage, the A/B readout, the message funnel, the campaign board), and the demo command prints a working URL and
 //! keys, keeps sending live traffic, starts fresh on a second run, and stops on Ctrl-C.
 
 use std::io::{BufRead, BufReader};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use liandong::{start, Config, Role};
-use liandong_sim::{Sender, SimConfig, Simulation, EXPERIMENT, VARIANTS};
+use liandong_sim::{Sender, SimConfig, Simulation, EXPERIMENT, TEMPLATE_EXPERIMENT, VARIANTS};
 use serde_json::Value;
 
 async fn get(base: &str, path: &str, key: &str) -> Value {
@@ -130,6 +130,38 @@ async fn a_simulated_week_is_accepted_and_fills_the_read_models() {
             .unwrap_or_else(|| panic!("{v}: {ab}"));
         assert!(row["exposed_users"].as_i64() > Some(10), "{ab}");
     }
+    // The new panels have data: the order notice's A/B test on the template surface, the
+    // message funnel of both channels, the weekly campaigns with their group-buys.
+    let template_ab = get(&base, "/v1/metrics/ab?surface=template", &analyst).await;
+    let template = &template_ab["experiments"][0];
+    assert_eq!(template["experiment"], TEMPLATE_EXPERIMENT, "{template_ab}");
+    assert_eq!(template["variants"].as_array().map(Vec::len), Some(2));
+    let messages = get(&base, "/v1/metrics/messages", &analyst).await;
+    let totals = messages["totals"].as_array().expect("totals");
+    for channel in ["oa_template", "mp_notify"] {
+        assert!(
+            totals
+                .iter()
+                .any(|t| t["channel"] == channel && t["clicked_users"].as_i64() > Some(0)),
+            "{channel}: {messages}"
+        );
+    }
+    let activities = get(&base, "/v1/metrics/activities", &analyst).await;
+    let campaigns = activities["activities"].as_array().expect("activities");
+    assert!(
+        campaigns.iter().any(|a| a["activity_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("groupbuy-"))
+            && a["groups_started"].as_i64() > Some(0)
+            && a["orders_paid"].as_i64() > Some(0)),
+        "{activities}"
+    );
+    assert!(
+        campaigns
+            .iter()
+            .any(|a| a["reserved_joined_users"].as_i64() > Some(0)),
+        "{activities}"
+    );
     running.stop().await.unwrap();
 }
 

@@ -254,6 +254,8 @@ fn endpoints() -> Vec<Endpoint> {
         metric("/v1/metrics/follower-retention"),
         metric("/v1/metrics/weekly-retention"),
         metric("/v1/metrics/ab"),
+        metric("/v1/metrics/messages"),
+        metric("/v1/metrics/activities"),
         metric("/v1/metrics/summary"),
         row(
             Method::GET,

@@ -16,6 +16,9 @@ pub struct VariantCounts {
 /// A row of `ab_readout`.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Readout {
+    /// The surface the experiment lives on (`menu`, `article`, `template`, `follow_prompt`,
+    /// `notify`).
+    pub surface: String,
     pub experiment: String,
     pub variant: String,
     pub exposed_users: i64,
@@ -33,7 +36,7 @@ fn standard_normal() -> Normal {
 }
 
 /// The readout of one experiment's variants.
-pub fn readout(experiment: &str, variants: &[VariantCounts]) -> Vec<Readout> {
+pub fn readout(surface: &str, experiment: &str, variants: &[VariantCounts]) -> Vec<Readout> {
     let control = variants
         .iter()
         .find(|v| v.variant == "control")
@@ -45,6 +48,7 @@ pub fn readout(experiment: &str, variants: &[VariantCounts]) -> Vec<Readout> {
         .iter()
         .map(|v| {
             let mut r = Readout {
+                surface: surface.to_owned(),
                 experiment: experiment.to_owned(),
                 variant: v.variant.clone(),
                 exposed_users: v.exposed,
@@ -90,7 +94,7 @@ mod tests {
     /// p = math.erfc(abs(z) / math.sqrt(2)), z95 = 1.959963984540054.
     #[test]
     fn matches_independently_computed_values() {
-        let r = readout("x", &[v("control", 1000, 100), v("b", 1000, 120)]);
+        let r = readout("menu", "x", &[v("control", 1000, 100), v("b", 1000, 120)]);
         let b = &r[1];
         assert_eq!(r[0].lift, None);
         assert_eq!(r[0].p_value, None);
@@ -115,7 +119,7 @@ mod tests {
 
     #[test]
     fn the_control_is_named_control_else_alphabetically_first() {
-        let r = readout("x", &[v("b", 10, 5), v("a", 10, 1)]);
+        let r = readout("menu", "x", &[v("b", 10, 5), v("a", 10, 1)]);
         assert!(r
             .iter()
             .find(|r| r.variant == "a")
@@ -132,7 +136,11 @@ mod tests {
 
     #[test]
     fn zero_denominators_give_nulls() {
-        let r = readout("x", &[v("control", 10, 0), v("b", 10, 0), v("c", 0, 0)]);
+        let r = readout(
+            "menu",
+            "x",
+            &[v("control", 10, 0), v("b", 10, 0), v("c", 0, 0)],
+        );
         let b = r.iter().find(|r| r.variant == "b").unwrap();
         assert_eq!(
             (b.lift, b.p_value),

@@ -1,7 +1,10 @@
-//! `ab_readout` (METRICS.md, "A/B tests"), on the menu surface (`oa.menu.exposure` /
-//! `oa.menu.click`): per experiment and variant, the members exposed to exactly that one
-//! variant, those of them who clicked it at or after their first exposure, and the test against
-//! the control ([`crate::ab::readout`]).
+//! `ab_readout` (METRICS.md, "A/B tests"), on five surfaces, each named by the pair of event
+//! types it is measured with ([`surface_of`]): per surface, experiment and variant, the members
+//! exposed to exactly that one variant, those of them who clicked it (the surface's click type)
+//! at or after their first exposure, and the test against the control ([`crate::ab::readout`]).
+//! An experiment is keyed by (surface, experiment) everywhere: a click of another surface's type
+//! never counts for it, and a name reused on two surfaces (the contract says it is not) makes two
+//! experiments rather than a result that depends on which exposure came first.
 //!
 //! A member's row of `fact_experiment` (its one variant, or none when it saw several; its first
 //! exposure; whether it clicked) is merged with the batch's exposures and clicks
@@ -113,16 +116,53 @@ pub fn merge_fact(
     )
 }
 
-fn touch_of(e: &ProfileEvent) -> Option<(&str, Touch)> {
-    let click = match e.event_type {
-        EventType::OaMenuExposure => false,
-        EventType::OaMenuClick => true,
-        _ => return None,
-    };
+/// The surfaces: (name, exposure type, click type).
+pub const SURFACES: &[(&str, EventType, EventType)] = &[
+    ("menu", EventType::OaMenuExposure, EventType::OaMenuClick),
+    (
+        "article",
+        EventType::OaArticleRead,
+        EventType::OaArticleClick,
+    ),
+    (
+        "template",
+        EventType::OaTemplateSent,
+        EventType::OaTemplateClick,
+    ),
+    (
+        "follow_prompt",
+        EventType::MpFollowPromptShown,
+        EventType::MpFollowPromptClick,
+    ),
+    ("notify", EventType::MpNotifySent, EventType::MpNotifyClick),
+];
+
+/// The surface an event type belongs to, and whether it is that surface's click.
+pub fn surface_of(t: EventType) -> Option<(&'static str, bool)> {
+    SURFACES.iter().find_map(|(name, exposure, click)| {
+        (t == *exposure)
+            .then_some((*name, false))
+            .or_else(|| (t == *click).then_some((*name, true)))
+    })
+}
+
+/// The click type of a surface.
+fn click_type(surface: &str) -> &'static str {
+    SURFACES
+        .iter()
+        .find(|(name, _, _)| *name == surface)
+        .map_or("", |(_, _, click)| click.as_str())
+}
+
+/// An experiment: (surface, experiment name).
+type Exp = (String, String);
+
+fn touch_of(e: &ProfileEvent) -> Option<(Exp, Touch)> {
+    let (surface, click) = surface_of(e.event_type)?;
     let text = |k: &str| e.props.get(k).and_then(Value::as_str);
     let experiment = text("experiment").filter(|x| !x.is_empty())?;
     Some((
-        experiment,
+        (surface.to_owned(), experiment.to_owned()),
         Touch {
             click,
             variant: text("variant").unwrap_or("").to_owned(),
@@ -131,27 +171,32 @@ fn touch_of(e: &ProfileEvent) -> Option<(&str, Touch)> {
     ))
 }
 
-const PAIRS: sql::Columns = &[("member_key", Ty::Text), ("experiment", Ty::Text)];
+const PAIRS: sql::Columns = &[
+    ("member_key", Ty::Text),
+    ("surface", Ty::Text),
+    ("experiment", Ty::Text),
+];
 
 static OLD: Statement = Statement::new(|d| {
     format!(
-        "SELECT f.member_key, f.experiment, f.variant, {}, f.clicked
-         FROM {} JOIN fact_experiment f ON f.member_key = p.member_key AND f.experiment = p.experiment",
+        "SELECT f.member_key, f.surface, f.experiment, f.variant, {}, f.clicked
+         FROM {} JOIN fact_experiment f
+           ON f.member_key = p.member_key AND f.surface = p.surface AND f.experiment = p.experiment",
         sql::ts_text(d, "f.first_exposed_at"),
         sql::records(d, 1, "p", PAIRS)
     )
 });
 static OLD_OF_MEMBERS: Statement = Statement::new(|d| {
     format!(
-        "SELECT member_key, experiment, variant, {}, clicked FROM fact_experiment WHERE member_key IN {}",
+        "SELECT member_key, surface, experiment, variant, {}, clicked FROM fact_experiment WHERE member_key IN {}",
         sql::ts_text(d, "first_exposed_at"),
         sql::values(d, 1)
     )
 });
 static CLICKS: Statement = Statement::new(|d| {
     format!(
-        "SELECT q.member_key, q.experiment FROM {} WHERE EXISTS (SELECT 1 FROM events e
-           WHERE e.member_key = q.member_key AND e.type = 'oa.menu.click'
+        "SELECT q.member_key, q.surface, q.experiment FROM {} WHERE EXISTS (SELECT 1 FROM events e
+           WHERE e.member_key = q.member_key AND e.type = q.click_type
              AND e.occurred_at >= q.start AND e.occurred_at < q.stop
              AND e.props ->> 'experiment' = q.experiment AND coalesce(e.props ->> 'variant', '') = q.variant)",
         sql::records(
@@ -160,6 +205,8 @@ static CLICKS: Statement = Statement::new(|d| {
             "q",
             &[
                 ("member_key", Ty::Text),
+                ("surface", Ty::Text),
+                ("click_type", Ty::Text),
                 ("experiment", Ty::Text),
                 ("variant", Ty::Text),
                 ("start", Ty::Ts),
@@ -170,7 +217,7 @@ static CLICKS: Statement = Statement::new(|d| {
 });
 static DELETE: Statement = Statement::new(|d| {
     format!(
-        "DELETE FROM fact_experiment WHERE (member_key, experiment) IN (SELECT member_key, experiment FROM {})",
+        "DELETE FROM fact_experiment WHERE (member_key, surface, experiment) IN (SELECT member_key, surface, experiment FROM {})",
         sql::records(d, 1, "p", PAIRS)
     )
 });
@@ -180,6 +227,7 @@ static INSERT: Statement = Statement::new(|d| {
         "fact_experiment",
         &[
             ("member_key", Ty::Text),
+            ("surface", Ty::Text),
             ("experiment", Ty::Text),
             ("variant", Ty::Text),
             ("first_exposed_at", Ty::Ts),
@@ -188,29 +236,41 @@ static INSERT: Statement = Statement::new(|d| {
     )
 });
 const COUNTS: sql::Columns = &[
+    ("surface", Ty::Text),
     ("experiment", Ty::Text),
     ("variant", Ty::Text),
     ("exposed", Ty::Int),
     ("clicked", Ty::Int),
 ];
-static ADD: Statement =
-    Statement::new(|d| sql::add_counts(d, "ab_counts", &["experiment", "variant"], COUNTS));
+static ADD: Statement = Statement::new(|d| {
+    sql::add_counts(
+        d,
+        "ab_counts",
+        &["surface", "experiment", "variant"],
+        COUNTS,
+    )
+});
+const EXPERIMENTS: sql::Columns = &[("surface", Ty::Text), ("experiment", Ty::Text)];
+
 static DROP_EMPTY: Statement = Statement::new(|d| {
     format!(
-        "DELETE FROM ab_counts WHERE exposed = 0 AND experiment IN {}",
-        sql::values(d, 1)
+        "DELETE FROM ab_counts WHERE exposed = 0
+           AND (surface, experiment) IN (SELECT surface, experiment FROM {})",
+        sql::records(d, 1, "x", EXPERIMENTS)
     )
 });
 static COUNTS_OF: Statement = Statement::new(|d| {
     format!(
-        "SELECT experiment, variant, exposed, clicked FROM ab_counts WHERE experiment IN {} ORDER BY experiment, variant",
-        sql::values(d, 1)
+        "SELECT surface, experiment, variant, exposed, clicked FROM ab_counts
+         WHERE (surface, experiment) IN (SELECT surface, experiment FROM {})
+         ORDER BY surface, experiment, variant",
+        sql::records(d, 1, "x", EXPERIMENTS)
     )
 });
 static DELETE_READOUT: Statement = Statement::new(|d| {
     format!(
-        "DELETE FROM ab_readout WHERE experiment IN {}",
-        sql::values(d, 1)
+        "DELETE FROM ab_readout WHERE (surface, experiment) IN (SELECT surface, experiment FROM {})",
+        sql::records(d, 1, "x", EXPERIMENTS)
     )
 });
 static INSERT_READOUT: Statement = Statement::new(|d| {
@@ -218,6 +278,7 @@ static INSERT_READOUT: Statement = Statement::new(|d| {
         d,
         "ab_readout",
         &[
+            ("surface", Ty::Text),
             ("experiment", Ty::Text),
             ("variant", Ty::Text),
             ("exposed_users", Ty::Int),
@@ -231,94 +292,97 @@ static INSERT_READOUT: Statement = Statement::new(|d| {
     )
 });
 
-type FactTuple = (String, String, Option<String>, Option<String>, bool);
+type FactTuple = (String, String, String, Option<String>, Option<String>, bool);
 
 fn fact_of(t: &FactTuple) -> Result<ExperimentFact, StoreError> {
     Ok(ExperimentFact {
-        variant: t.2.clone(),
-        first_exposed_at: t.3.as_deref().map(parse_ts).transpose()?,
-        clicked: t.4,
+        variant: t.3.clone(),
+        first_exposed_at: t.4.as_deref().map(parse_ts).transpose()?,
+        clicked: t.5,
     })
 }
 
-/// Merges the batch's menu exposures and clicks into the members' experiment facts (members in
+/// A member in an experiment: (member_key, (surface, experiment)).
+type Key = (String, Exp);
+
+/// Merges the batch's exposures and clicks into the members' experiment facts (members in
 /// `reset` start from nothing), moves the counts and recomputes the readouts that moved.
 pub(crate) async fn update<C: Db + ?Sized>(
     db: &mut C,
     added: &BTreeMap<String, Vec<ProfileEvent>>,
     reset: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let mut touches: BTreeMap<(String, String), Vec<Touch>> = BTreeMap::new();
+    let mut touches: BTreeMap<Key, Vec<Touch>> = BTreeMap::new();
     for (key, events) in added {
         for (x, t) in events.iter().filter_map(touch_of) {
-            touches
-                .entry((key.clone(), x.to_owned()))
-                .or_default()
-                .push(t);
+            touches.entry((key.clone(), x)).or_default().push(t);
         }
     }
     if touches.is_empty() && reset.is_empty() {
         return Ok(());
     }
     // Facts before the batch: every fact of a reset member (dropped), the touched ones of others.
-    let mut old: BTreeMap<(String, String), ExperimentFact> = BTreeMap::new();
-    let mut dropped: Vec<(String, String)> = Vec::new();
+    let mut old: BTreeMap<Key, ExperimentFact> = BTreeMap::new();
+    let mut dropped: Vec<Key> = Vec::new();
     if !reset.is_empty() {
         for t in db
             .fetch::<FactTuple>(&OLD_OF_MEMBERS, &[&json(reset)])
             .await?
         {
             let f = fact_of(&t)?;
-            old.insert((t.0.clone(), t.1.clone()), f);
-            dropped.push((t.0, t.1));
+            let key = (t.0, (t.1, t.2));
+            old.insert(key.clone(), f);
+            dropped.push(key);
         }
     }
     let pairs: Vec<_> = touches
         .keys()
         .filter(|(k, _)| !reset.contains(k))
-        .map(|(k, x)| j!({"member_key": k, "experiment": x}))
+        .map(|(k, (surface, x))| j!({"member_key": k, "surface": surface, "experiment": x}))
         .collect();
     if !pairs.is_empty() {
         for t in db.fetch::<FactTuple>(&OLD, &[&json(&pairs)]).await? {
             let f = fact_of(&t)?;
-            old.insert((t.0, t.1), f);
+            old.insert((t.0, (t.1, t.2)), f);
         }
     }
 
-    let mut new: BTreeMap<(String, String), ExperimentFact> = BTreeMap::new();
+    let mut new: BTreeMap<Key, ExperimentFact> = BTreeMap::new();
     let mut questions = Vec::new();
-    for ((k, x), ts_) in &touches {
+    for (key, ts_) in &touches {
+        let (k, (surface, x)) = key;
         // A reset member starts from nothing; its old facts are only taken off the counts.
         let before = if reset.contains(k) {
             None
         } else {
-            old.get(&(k.clone(), x.clone()))
+            old.get(key)
         };
         let (fact, question) = merge_fact(before, ts_);
         if let Some(q) = question {
             questions.push(j!({
-                "member_key": k, "experiment": x, "variant": q.variant, "start": ts(&q.from),
+                "member_key": k, "surface": surface, "click_type": click_type(surface),
+                "experiment": x, "variant": q.variant, "start": ts(&q.from),
                 "stop": q.until.map_or_else(|| "9999-12-31T00:00:00.000000Z".to_owned(), |t| ts(&t)),
             }));
         }
         if let Some(f) = fact {
-            new.insert((k.clone(), x.clone()), f);
+            new.insert(key.clone(), f);
         }
     }
     if !questions.is_empty() {
-        for (k, x) in db
-            .fetch::<(String, String)>(&CLICKS, &[&json(&questions)])
+        for (k, surface, x) in db
+            .fetch::<(String, String, String)>(&CLICKS, &[&json(&questions)])
             .await?
         {
-            if let Some(f) = new.get_mut(&(k, x)) {
+            if let Some(f) = new.get_mut(&(k, (surface, x))) {
                 f.clicked = true;
             }
         }
     }
 
     // What changed, and by how much each variant's counts move.
-    let mut deltas: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-    let mut rewrite: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut deltas: BTreeMap<(Exp, String), (i64, i64)> = BTreeMap::new();
+    let mut rewrite: BTreeSet<Key> = BTreeSet::new();
     for key in dropped.iter().chain(touches.keys()) {
         let (before, after) = (old.get(key), new.get(key));
         if before == after {
@@ -343,15 +407,16 @@ pub(crate) async fn update<C: Db + ?Sized>(
     }
     let rewrite_pairs: Vec<_> = rewrite
         .iter()
-        .map(|(k, x)| j!({"member_key": k, "experiment": x}))
+        .map(|(k, (surface, x))| j!({"member_key": k, "surface": surface, "experiment": x}))
         .collect();
     db.exec(&DELETE, &[&json(&rewrite_pairs)]).await?;
     let rows: Vec<_> = rewrite
         .iter()
         .filter_map(|key| {
             let f = new.get(key)?;
+            let (k, (surface, x)) = key;
             Some(j!({
-                "member_key": key.0, "experiment": key.1, "variant": f.variant,
+                "member_key": k, "surface": surface, "experiment": x, "variant": f.variant,
                 "first_exposed_at": f.first_exposed_at.as_ref().map(ts), "clicked": f.clicked,
             }))
         })
@@ -363,36 +428,49 @@ pub(crate) async fn update<C: Db + ?Sized>(
     let counts: Vec<_> = deltas
         .iter()
         .filter(|(_, d)| **d != (0, 0))
-        .map(|((x, v), (e, c))| j!({"experiment": x, "variant": v, "exposed": e, "clicked": c}))
+        .map(|(((surface, x), v), (e, c))| {
+            j!({"surface": surface, "experiment": x, "variant": v, "exposed": e, "clicked": c})
+        })
         .collect();
     if counts.is_empty() {
         return Ok(());
     }
-    let moved: BTreeSet<&str> = deltas
+    let moved: BTreeSet<&Exp> = deltas
         .iter()
         .filter(|(_, d)| **d != (0, 0))
-        .map(|((x, _), _)| x.as_str())
+        .map(|((x, _), _)| x)
         .collect();
-    let moved_json = json(&moved);
+    let moved_json = json(
+        &moved
+            .iter()
+            .map(|(surface, x)| j!({"surface": surface, "experiment": x}))
+            .collect::<Vec<_>>(),
+    );
     // Two batches that move one experiment's counts take turns from here to the commit.
-    let locks: Vec<String> = moved.iter().map(|x| format!("experiment:{x}")).collect();
+    let locks: Vec<String> = moved
+        .iter()
+        .map(|(surface, x)| format!("experiment:{surface}:{x}"))
+        .collect();
     db.lock(&json(&locks)).await?;
     db.exec(&ADD, &[&json(&counts)]).await?;
     db.exec(&DROP_EMPTY, &[&moved_json]).await?;
-    let mut by_experiment: BTreeMap<String, Vec<VariantCounts>> = BTreeMap::new();
-    for (x, variant, exposed, clicked) in db
-        .fetch::<(String, String, i64, i64)>(&COUNTS_OF, &[&moved_json])
+    let mut by_experiment: BTreeMap<Exp, Vec<VariantCounts>> = BTreeMap::new();
+    for (surface, x, variant, exposed, clicked) in db
+        .fetch::<(String, String, String, i64, i64)>(&COUNTS_OF, &[&moved_json])
         .await?
     {
-        by_experiment.entry(x).or_default().push(VariantCounts {
-            variant,
-            exposed,
-            clicked,
-        });
+        by_experiment
+            .entry((surface, x))
+            .or_default()
+            .push(VariantCounts {
+                variant,
+                exposed,
+                clicked,
+            });
     }
     let readouts: Vec<Readout> = by_experiment
         .iter()
-        .flat_map(|(x, v)| readout(x, v))
+        .flat_map(|((surface, x), v)| readout(surface, x, v))
         .collect();
     db.exec(&DELETE_READOUT, &[&moved_json]).await?;
     if !readouts.is_empty() {
@@ -411,6 +489,22 @@ mod tests {
             variant: v.into(),
             at: at.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn every_surface_pairs_one_exposure_type_with_one_click_type() {
+        assert_eq!(
+            surface_of(EventType::OaTemplateSent),
+            Some(("template", false))
+        );
+        assert_eq!(
+            surface_of(EventType::MpFollowPromptClick),
+            Some(("follow_prompt", true))
+        );
+        assert_eq!(surface_of(EventType::MpVisit), None);
+        assert_eq!(click_type("notify"), "mp.notify.click");
+        let names: BTreeSet<&str> = SURFACES.iter().map(|s| s.0).collect();
+        assert_eq!(names.len(), 5);
     }
 
     #[test]

@@ -65,8 +65,9 @@ impl Projection for CoreProjection {
         // 3: erasure (skipped identifiers, member.erased) and member_pseudonym (issue 6).
         // 4: member_personal and fact_personal, the sealed phone and address (issue 6).
         // 5: merged instead of refolded (member_order, the deciders of member_profile, ab_counts).
-        // 6: member_interest.
-        6
+        // 6: ab_readout on five surfaces; metric_message_daily and metric_activity (issue 14).
+        // 7: member_interest (issue 15).
+        7
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -89,6 +90,13 @@ impl Projection for CoreProjection {
             "fact_experiment",
             "ab_counts",
             "ab_readout",
+            "fact_message",
+            "metric_message_daily",
+            "fact_activity",
+            "fact_activity_group",
+            "fact_activity_order",
+            "activity_counts",
+            "activity_group_counts",
             "member_order",
             "member_interest",
             "member_pseudonym",

@@ -5,6 +5,7 @@
 
 pub mod ab;
 pub mod ab_readout;
+pub mod activity;
 pub mod core;
 pub mod erasure;
 pub mod linkage;
@@ -12,6 +13,7 @@ pub mod member_interest;
 pub mod member_personal;
 pub mod member_profile;
 mod members;
+pub mod messages;
 pub mod orders;
 pub mod read;
 pub mod retention_follower;
@@ -41,6 +43,8 @@ pub const ANALYST_RELATIONS: &[&str] = &[
     "retention_follower_30d",
     "retention_weekly",
     "ab_readout",
+    "metric_message_daily",
+    "metric_activity",
     "analyst_events",
     "analyst_member_profile",
     "analyst_fact_member_day",
@@ -48,6 +52,8 @@ pub const ANALYST_RELATIONS: &[&str] = &[
     "analyst_fact_follower",
     "analyst_fact_member_week",
     "analyst_fact_experiment",
+    "analyst_fact_message",
+    "analyst_fact_activity",
 ];
 
 static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");

@@ -5,7 +5,8 @@
 //! Each read model merges a member's new events into the rows it keeps of that member, reading
 //! only those rows and the member's events inside the windows its definitions look at
 //! (`member_profile`, `member_order`, `fact_member_day`, `fact_conversion`, `fact_follower`,
-//! `fact_member_week`, `fact_experiment`). A member that lost events — the openid-only member a
+//! `fact_member_week`, `fact_experiment`, `fact_message`, `fact_activity`, `fact_activity_group`,
+//! `fact_activity_order`). A member that lost events — the openid-only member a
 //! binding emptied, or the members an erasure touched — is reset (its rows dropped, their
 //! contributions taken off the counts) and its remaining events, the openid's own rows, merged
 //! again. So an event costs work bounded by the rows it changes, and a binding costs the
@@ -29,7 +30,8 @@ use crate::member_personal::{self, PersonalDb};
 use crate::member_profile::{self, parse_ts, ProfileEvent};
 use crate::sql::{self, json, Db, Statement};
 use crate::{
-    ab_readout, linkage, orders, retention_follower, retention_repurchase, retention_weekly,
+    ab_readout, activity, linkage, messages, orders, retention_follower, retention_repurchase,
+    retention_weekly,
 };
 
 /// An event a binding moved from an openid-only member to a unionid.
@@ -189,6 +191,8 @@ async fn update<C: Db + PersonalDb>(
     retention_follower::update(db, tz, &added, &reset).await?;
     retention_weekly::update(db, tz, &added, &reset).await?;
     ab_readout::update(db, &added, &reset).await?;
+    messages::update(db, tz, &added, &changed, &reset).await?;
+    activity::update(db, &added, &changed, &reset).await?;
     member_interest::update(db, &added).await?;
 
     if !new_members.is_empty() {

@@ -225,6 +225,34 @@ pub struct WeeklyRetention {
     pub active: i64,
 }
 
+/// A row of `metric_message_daily`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct MessageDay {
+    pub day: String,
+    pub channel: String,
+    pub template_id: String,
+    pub sent_users: i64,
+    pub delivered_users: i64,
+    pub clicked_users: i64,
+    pub visit_users: i64,
+    pub converted_users: i64,
+}
+
+/// A row of `metric_activity`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct ActivityRow {
+    pub activity_id: String,
+    pub reserved_users: i64,
+    pub joined_users: i64,
+    pub reserved_joined_users: i64,
+    pub guided_joined_users: i64,
+    pub groups_started: i64,
+    pub groups_completed: i64,
+    pub orders_paid: i64,
+    pub order_users: i64,
+    pub revenue_fen: i64,
+}
+
 /// A row of `ab_readout`: the statistics module's readout, as stored.
 pub use crate::ab::Readout as AbRow;
 
@@ -388,15 +416,72 @@ pub async fn weekly_retention(
     .await
 }
 
-/// `ab_readout`, optionally for one experiment.
+/// `ab_readout`, optionally for one surface and/or one experiment, ordered by surface,
+/// experiment and variant.
 pub async fn ab_readout(
     store: &ReadStore,
+    surface: Option<&str>,
     experiment: Option<&str>,
 ) -> Result<Vec<AbRow>, StoreError> {
-    let sql = "SELECT experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
-               FROM ab_readout WHERE ($1 IS NULL OR experiment = $1) ORDER BY experiment, variant";
+    let sql = "SELECT surface, experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
+               FROM ab_readout WHERE ($1 IS NULL OR surface = $1) AND ($2 IS NULL OR experiment = $2)
+               ORDER BY surface, experiment, variant";
     Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(sql).bind(experiment).fetch_all(p).await?,
+        ReadStore::Postgres(p) => {
+            sqlx::query_as(sql)
+                .bind(surface)
+                .bind(experiment)
+                .fetch_all(p)
+                .await?
+        }
+        ReadStore::Sqlite(p) => {
+            sqlx::query_as(sql)
+                .bind(surface)
+                .bind(experiment)
+                .fetch_all(p)
+                .await?
+        }
+    })
+}
+
+/// `metric_message_daily` in `range`, optionally for one channel and/or one template.
+pub async fn message_daily(
+    store: &ReadStore,
+    range: Range,
+    channel: Option<&str>,
+    template: Option<&str>,
+) -> Result<Vec<MessageDay>, StoreError> {
+    let (day, _) = day_sql(store, "day");
+    let filters: Vec<(&str, &str)> = [("channel", channel), ("template_id", template)]
+        .into_iter()
+        .filter_map(|(col, v)| Some((col, v?)))
+        .collect();
+    by_day(
+        store,
+        &format!(
+            "{day} AS day, channel, template_id, sent_users, delivered_users, clicked_users, visit_users, converted_users"
+        ),
+        "metric_message_daily",
+        "day",
+        range,
+        &filters,
+        "day, channel, template_id",
+    )
+    .await
+}
+
+/// `metric_activity`, optionally one campaign, ordered by `activity_id`.
+pub async fn activities(
+    store: &ReadStore,
+    activity: Option<&str>,
+) -> Result<Vec<ActivityRow>, StoreError> {
+    let sql = "SELECT activity_id, reserved_users, joined_users, reserved_joined_users, guided_joined_users,
+                      CAST(groups_started AS BIGINT) AS groups_started,
+                      CAST(groups_completed AS BIGINT) AS groups_completed,
+                      orders_paid, order_users, revenue_fen
+               FROM metric_activity WHERE ($1 IS NULL OR activity_id = $1) ORDER BY activity_id";
+    Ok(match store {
+        ReadStore::Postgres(p) => sqlx::query_as(sql).bind(activity).fetch_all(p).await?,
+        ReadStore::Sqlite(p) => sqlx::query_as(sql).bind(activity).fetch_all(p).await?,
     })
 }

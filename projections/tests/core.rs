@@ -158,6 +158,45 @@ async fn order_independence(db: &TestStore) {
         want_metrics.ab.iter().any(|r| r.p_value.is_some()),
         "the scenario runs an A/B test"
     );
+    let surfaces: std::collections::BTreeSet<&str> =
+        want_metrics.ab.iter().map(|r| r.surface.as_str()).collect();
+    assert_eq!(
+        surfaces.len(),
+        5,
+        "A/B tests on every surface: {surfaces:?}"
+    );
+    let sum = |f: fn(&liandong_projections::read::MessageDay) -> i64| -> i64 {
+        want_metrics.messages.iter().map(f).sum()
+    };
+    assert!(
+        sum(|r| r.sent_users) > sum(|r| r.delivered_users)
+            && sum(|r| r.clicked_users) > 0
+            && sum(|r| r.visit_users) > 0
+            && sum(|r| r.converted_users) > 0,
+        "the scenario's messages reach every step of the funnel"
+    );
+    assert!(
+        want_metrics
+            .messages
+            .iter()
+            .any(|r| r.channel == "mp_notify")
+            && want_metrics
+                .messages
+                .iter()
+                .any(|r| r.channel == "oa_template")
+    );
+    assert!(
+        want_metrics
+            .activities
+            .iter()
+            .any(|a| a.reserved_joined_users > 0
+                && a.guided_joined_users > 0
+                && a.groups_completed > 0
+                && a.groups_started > a.groups_completed
+                && a.orders_paid > 0),
+        "the scenario's campaigns: {:?}",
+        want_metrics.activities
+    );
     assert!(
         want_metrics.repurchase.iter().any(|r| r.size > 0)
             && want_metrics.follower.iter().any(|r| r.size > 0)

@@ -1,7 +1,8 @@
 //! The metric definitions of METRICS.md pinned at their edges with small, hand-computed cases:
 //! the 7-day window at exactly 7 days, `t0 + 30 days` inclusive, a re-follow before day 30, a
 //! member exposed to two variants, an order paid twice, a refund, a day boundary in
-//! Asia/Shanghai against UTC, a week boundary, and a binding that arrives after everything else.
+//! Asia/Shanghai against UTC, a week boundary, a binding that arrives after everything else, the
+//! message funnel's 72-hour and 7-day edges and the campaigns' 24-hour edge.
 //! Each case runs on both stores, and again with its events in reverse order.
 
 use liandong_projections::read::{self, Cohort30d, LinkageDay, Range};
@@ -325,7 +326,8 @@ async fn a_member_in_two_variants_is_excluded(db: &TestStore) {
         }
     }
     let store = project(db, &wire).await;
-    let ab = read::ab_readout(&store, Some("entry")).await.unwrap();
+    let ab = read::ab_readout(&store, None, Some("entry")).await.unwrap();
+    assert!(ab.iter().all(|r| r.surface == "menu"));
     let counts: Vec<(&str, i64, i64)> = ab
         .iter()
         .map(|r| (r.variant.as_str(), r.exposed_users, r.clicked_users))
@@ -352,6 +354,119 @@ async fn a_member_in_two_variants_is_excluded(db: &TestStore) {
     assert_eq!((exposures, clicks), (11, 6), "traffic counts every event");
 }
 on_both_stores!(a_member_in_two_variants_is_excluded);
+
+async fn experiments_live_on_the_surface_of_their_exposures(db: &TestStore) {
+    let props = |extra: Value, v: &str| {
+        let mut p = json!({"template_id": "t_coupon", "experiment": "wording", "variant": v});
+        if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        p
+    };
+    let mut wire = Vec::new();
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    for i in 0..3 {
+        for v in ["control", "b"] {
+            let u = format!("o:{v}{i}");
+            wire.push(ev(
+                next(),
+                "oa.template.sent",
+                "2026-04-02T10:00:00+08:00",
+                &u,
+                props(json!({"status": "success"}), v),
+            ));
+            // control: one click; b: two clicks; plus one click before the send, which does
+            // not count.
+            let clicks = if v == "control" { 1 } else { 2 };
+            if i < clicks {
+                wire.push(ev(
+                    next(),
+                    "oa.template.click",
+                    "2026-04-02T10:05:00+08:00",
+                    &u,
+                    props(json!({}), v),
+                ));
+            }
+        }
+    }
+    wire.push(ev(
+        next(),
+        "oa.template.click",
+        "2026-04-02T09:00:00+08:00",
+        "o:control2",
+        props(json!({}), "control"),
+    ));
+    // A click of another surface's type with the same experiment name never counts for it.
+    wire.push(ev(
+        next(),
+        "mp.notify.click",
+        "2026-04-02T11:00:00+08:00",
+        "o:control1",
+        props(json!({}), "control"),
+    ));
+    // Service notifications, follow prompts and articles: their own surfaces.
+    for (i, (ty, click, p)) in [
+        (
+            "mp.notify.sent",
+            "mp.notify.click",
+            json!({"template_id": "n1", "experiment": "notify_time", "variant": "control"}),
+        ),
+        (
+            "mp.follow_prompt.shown",
+            "mp.follow_prompt.click",
+            json!({"placement": "order_done", "experiment": "prompt_copy", "variant": "b"}),
+        ),
+        (
+            "oa.article.read",
+            "oa.article.click",
+            json!({"article_id": "a9", "link": "card", "experiment": "card_style", "variant": "control"}),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let u = format!("m:s{i}");
+        wire.push(ev(next(), ty, "2026-04-03T10:00:00+08:00", &u, p.clone()));
+        wire.push(ev(next(), click, "2026-04-03T10:00:00+08:00", &u, p));
+    }
+    let store = project(db, &wire).await;
+    let ab = read::ab_readout(&store, None, None).await.unwrap();
+    let rows: Vec<(&str, &str, &str, i64, i64)> = ab
+        .iter()
+        .map(|r| {
+            (
+                r.surface.as_str(),
+                r.experiment.as_str(),
+                r.variant.as_str(),
+                r.exposed_users,
+                r.clicked_users,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("article", "card_style", "control", 1, 1),
+            ("follow_prompt", "prompt_copy", "b", 1, 1),
+            ("notify", "notify_time", "control", 1, 1),
+            ("template", "wording", "b", 3, 2),
+            ("template", "wording", "control", 3, 1),
+        ]
+    );
+    let only = read::ab_readout(&store, Some("template"), None)
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 2);
+    assert!(
+        (only[0].lift.unwrap() - 1.0).abs() < 1e-12,
+        "2/3 against 1/3"
+    );
+}
+on_both_stores!(experiments_live_on_the_surface_of_their_exposures);
 
 async fn days_and_weeks_are_shanghai_time(db: &TestStore) {
     let wire = vec![
@@ -426,3 +541,314 @@ async fn a_binding_after_everything_else_merges_members(db: &TestStore) {
     assert_eq!(weekly[0].cohort_size, 1);
 }
 on_both_stores!(a_binding_after_everything_else_merges_members);
+
+async fn message_funnel_windows_are_half_open(db: &TestStore) {
+    let t = |n, ty: &str, at: &str, u: &str, props: Value| ev(n, ty, at, u, props);
+    let tpl = |extra: Value| {
+        let mut p = json!({"template_id": "t_ready"});
+        if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        p
+    };
+    let mut wire = vec![
+        // a: sent 10:00 (blocked) and 12:00 (success) on 04-01 Shanghai: delivered; s = 10:00.
+        // Click just inside 72 h; paid just inside 7 days: converted.
+        t(
+            1,
+            "oa.template.sent",
+            "2026-04-01T10:00:00+08:00",
+            "o:a",
+            tpl(json!({"status": "user_block"})),
+        ),
+        t(
+            2,
+            "oa.template.sent",
+            "2026-04-01T12:00:00+08:00",
+            "o:a",
+            tpl(json!({"status": "success"})),
+        ),
+        t(
+            3,
+            "oa.template.click",
+            "2026-04-04T09:59:59.999+08:00",
+            "o:a",
+            tpl(json!({})),
+        ),
+        // b: status absent (version 1): delivered. Click exactly 72 h later: not clicked.
+        t(
+            4,
+            "oa.template.sent",
+            "2026-04-01T10:00:00+08:00",
+            "o:b",
+            tpl(json!({})),
+        ),
+        t(
+            5,
+            "oa.template.click",
+            "2026-04-04T10:00:00+08:00",
+            "o:b",
+            tpl(json!({})),
+        ),
+        // c: system_failed only: not delivered; clicked (WeChat may still show it); paid exactly
+        // 7 days after s: not converted.
+        t(
+            6,
+            "oa.template.sent",
+            "2026-04-01T10:00:00+08:00",
+            "u:c",
+            tpl(json!({"status": "system_failed"})),
+        ),
+        t(
+            7,
+            "oa.template.click",
+            "2026-04-01T10:30:00+08:00",
+            "u:c",
+            tpl(json!({})),
+        ),
+        // d: a service notification, its landing (scene 1014) exactly 72 h later: no visit.
+        t(
+            10,
+            "mp.notify.sent",
+            "2026-04-01T23:59:00+08:00",
+            "m:d",
+            json!({"template_id": "n_ready"}),
+        ),
+        t(
+            11,
+            "mp.notify.click",
+            "2026-04-02T08:00:00+08:00",
+            "m:d",
+            json!({"template_id": "n_ready"}),
+        ),
+        // e: sent the next day (Shanghai) although the same UTC day as the others.
+        t(
+            12,
+            "oa.template.sent",
+            "2026-04-02T00:00:00+08:00",
+            "o:e",
+            tpl(json!({})),
+        ),
+    ];
+    // a's order: placed and paid 1 ms before s + 7 days.
+    wire.push(t(
+        20,
+        "order.placed",
+        "2026-04-08T09:00:00+08:00",
+        "o:a",
+        json!({"order_id": "oa1", "amount_fen": 100}),
+    ));
+    wire.push(t(
+        21,
+        "order.paid",
+        "2026-04-08T09:59:59.999+08:00",
+        "o:a",
+        json!({"order_id": "oa1", "amount_fen": 100}),
+    ));
+    wire.push(t(
+        22,
+        "order.paid",
+        "2026-04-08T10:00:00+08:00",
+        "u:c",
+        json!({"order_id": "oc1", "amount_fen": 100}),
+    ));
+    // c's landing from the template 1 ms inside the window.
+    let mut v = visit(23, "2026-04-04T09:59:59.999+08:00", "u:c", "from=template");
+    v["source"] = json!("from=template");
+    wire.push(v);
+    let mut late = ev(
+        24,
+        "mp.visit",
+        "2026-04-04T23:59:00+08:00",
+        "m:d",
+        json!({"page": "p"}),
+    );
+    late["scene"] = json!(1014);
+    wire.push(late);
+    let store = project(db, &wire).await;
+    let rows = read::message_daily(&store, Range::default(), None, None)
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str, &str, [i64; 5])> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.day.as_str(),
+                r.channel.as_str(),
+                r.template_id.as_str(),
+                [
+                    r.sent_users,
+                    r.delivered_users,
+                    r.clicked_users,
+                    r.visit_users,
+                    r.converted_users,
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-04-01", "mp_notify", "n_ready", [1, 1, 1, 0, 0]),
+            ("2026-04-01", "oa_template", "t_ready", [3, 2, 2, 1, 1]),
+            ("2026-04-02", "oa_template", "t_ready", [1, 1, 0, 0, 0]),
+        ]
+    );
+    let one = read::message_daily(&store, Range::default(), Some("mp_notify"), None)
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+}
+on_both_stores!(message_funnel_windows_are_half_open);
+
+async fn campaign_counts_members_groups_and_orders(db: &TestStore) {
+    let a = |extra: Value| {
+        let mut p = json!({"activity_id": "gb1"});
+        if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+            p.extend(e);
+        }
+        p
+    };
+    let mut wire = vec![
+        // x: reserved before joining, guided visit 23:59:59.999 before the join: guided.
+        ev(
+            1,
+            "activity.reserved",
+            "2026-05-01T09:00:00+08:00",
+            "m:x",
+            a(json!({})),
+        ),
+        visit(2, "2026-05-01T12:00:00.001+08:00", "m:x", "from=menu"),
+        ev(
+            3,
+            "activity.joined",
+            "2026-05-02T12:00:00+08:00",
+            "m:x",
+            a(json!({"kind": "groupbuy", "group_id": "g1"})),
+        ),
+        ev(
+            4,
+            "activity.group_completed",
+            "2026-05-02T13:00:00+08:00",
+            "m:x",
+            a(json!({"group_id": "g1"})),
+        ),
+        // y: joins g1 and later g2; guided visit exactly 24 h before the earliest join: not
+        // guided; reserved after the earliest join: not a reserved join.
+        visit(5, "2026-05-01T12:00:00+08:00", "m:y", "from=article"),
+        ev(
+            6,
+            "activity.joined",
+            "2026-05-02T12:00:00+08:00",
+            "m:y",
+            a(json!({"kind": "groupbuy", "group_id": "g1"})),
+        ),
+        ev(
+            7,
+            "activity.joined",
+            "2026-05-03T12:00:00+08:00",
+            "m:y",
+            a(json!({"kind": "groupbuy", "group_id": "g2"})),
+        ),
+        ev(
+            8,
+            "activity.reserved",
+            "2026-05-02T12:00:00.001+08:00",
+            "m:y",
+            a(json!({})),
+        ),
+        // z: only reserves, and buys twice for the campaign: one paid (refunded 300), one not.
+        ev(
+            9,
+            "activity.reserved",
+            "2026-05-01T09:00:00+08:00",
+            "m:z",
+            a(json!({})),
+        ),
+        ev(
+            10,
+            "order.placed",
+            "2026-05-02T12:01:00+08:00",
+            "m:z",
+            json!({"order_id": "z1", "amount_fen": 2000, "activity_id": "gb1"}),
+        ),
+        ev(
+            11,
+            "order.paid",
+            "2026-05-02T12:02:00+08:00",
+            "m:z",
+            json!({"order_id": "z1", "amount_fen": 2000}),
+        ),
+        ev(
+            12,
+            "order.refunded",
+            "2026-05-02T15:00:00+08:00",
+            "m:z",
+            json!({"order_id": "z1", "amount_fen": 300}),
+        ),
+        ev(
+            13,
+            "order.placed",
+            "2026-05-02T12:05:00+08:00",
+            "m:z",
+            json!({"order_id": "z2", "amount_fen": 900, "activity_id": "gb1"}),
+        ),
+        // A completion reported for a group nobody joined as a group-buy: not counted.
+        ev(
+            14,
+            "activity.group_completed",
+            "2026-05-03T13:00:00+08:00",
+            "m:w",
+            a(json!({"group_id": "g9"})),
+        ),
+        // A second campaign named only by an order, unpaid.
+        ev(
+            15,
+            "order.placed",
+            "2026-05-04T12:00:00+08:00",
+            "m:w",
+            json!({"order_id": "w1", "amount_fen": 500, "activity_id": "sk1"}),
+        ),
+    ];
+    // x's later binding to a unionid whose own reservation moves to it.
+    wire.push(ev(
+        16,
+        "activity.reserved",
+        "2026-04-30T09:00:00+08:00",
+        "u:ux",
+        a(json!({})),
+    ));
+    wire.push(
+        json!({"event_id": "00000000-0000-4000-9000-000000000017", "type": "member.identified",
+        "occurred_at": "2026-05-05T09:00:00+08:00", "user": {"unionid": "ux", "mp_openid": "x"}}),
+    );
+    let store = project(db, &wire).await;
+    let got = read::activities(&store, None).await.unwrap();
+    let rows: Vec<(&str, [i64; 9])> = got
+        .iter()
+        .map(|r| {
+            (
+                r.activity_id.as_str(),
+                [
+                    r.reserved_users,
+                    r.joined_users,
+                    r.reserved_joined_users,
+                    r.guided_joined_users,
+                    r.groups_started,
+                    r.groups_completed,
+                    r.orders_paid,
+                    r.order_users,
+                    r.revenue_fen,
+                ],
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("gb1", [3, 2, 1, 1, 2, 1, 1, 1, 1700]),
+            ("sk1", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ]
+    );
+}
+on_both_stores!(campaign_counts_members_groups_and_orders);

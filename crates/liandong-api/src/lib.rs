@@ -202,6 +202,8 @@ fn bad_query(text: &str) -> ApiError {
         metrics::follower_retention,
         metrics::weekly_retention,
         metrics::ab,
+        metrics::messages,
+        metrics::activities,
         summary::summary,
         whoami,
         audit::list,
@@ -265,6 +267,8 @@ pub fn router(state: ApiState) -> Router {
             get(metrics::weekly_retention),
         )
         .route("/v1/metrics/ab", get(metrics::ab))
+        .route("/v1/metrics/messages", get(metrics::messages))
+        .route("/v1/metrics/activities", get(metrics::activities))
         .route("/v1/metrics/summary", get(summary::summary))
         .route("/v1/whoami", get(whoami))
         .route("/v1/audit", get(audit::list))

@@ -95,11 +95,40 @@ pub struct ArticleParams {
     pub article: Option<String>,
 }
 
-/// An experiment.
+/// A date range, a message channel and a template.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageParams {
+    /// First day, inclusive (YYYY-MM-DD). Default: 29 days before `to`.
+    #[param(format = Date)]
+    pub from: Option<String>,
+    /// Last day, inclusive (YYYY-MM-DD). Default: today.
+    #[param(format = Date)]
+    pub to: Option<String>,
+    /// Only this channel: `oa_template` (公众号模板消息) or `mp_notify` (小程序服务通知).
+    pub channel: Option<String>,
+    /// Only this template (`template_id`).
+    pub template: Option<String>,
+}
+
+/// A campaign.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityParams {
+    /// Only this campaign (`activity_id`).
+    pub activity: Option<String>,
+}
+
+/// A surface and an experiment.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AbParams {
+    /// Only experiments of this surface: `menu`, `article`, `template`, `follow_prompt` or
+    /// `notify`.
+    pub surface: Option<String>,
     /// Only this experiment.
     pub experiment: Option<String>,
 }
@@ -716,6 +745,8 @@ pub struct AbVariant {
 /// One experiment and its variants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AbExperiment {
+    /// The surface it lives on: `menu`, `article`, `template`, `follow_prompt` or `notify`.
+    pub surface: String,
     pub experiment: String,
     /// Ordered by variant.
     pub variants: Vec<AbVariant>,
@@ -724,12 +755,15 @@ pub struct AbExperiment {
 /// `ab_readout`, grouped by experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AbReadout {
-    /// Ordered by experiment.
+    /// Ordered by surface, then experiment.
     pub experiments: Vec<AbExperiment>,
 }
 
-/// The A/B readout of menu experiments (over all time: exposures are counted per member, not
-/// per day), grouped by experiment.
+/// The A/B surfaces (METRICS.md, "A/B tests").
+pub const AB_SURFACES: &[&str] = &["menu", "article", "template", "follow_prompt", "notify"];
+
+/// The A/B readout of the experiments of the five surfaces (over all time: exposures are
+/// counted per member, not per day), grouped by surface and experiment.
 #[utoipa::path(
     get,
     path = "/v1/metrics/ab",
@@ -745,9 +779,19 @@ pub async fn ab(
 ) -> Result<Json<AbReadout>, ApiError> {
     authorize(&s.keys, &headers, ANALYST)?;
     let Query(p) = params?;
+    if let Some(surface) = p.surface.as_deref() {
+        if !AB_SURFACES.contains(&surface) {
+            // Echo a bounded prefix only: the value is the caller's.
+            let shown: String = surface.chars().take(32).collect();
+            return Err(ApiError::BadParameter {
+                name: "surface",
+                reason: format!("expected one of {}, got {shown:?}", AB_SURFACES.join(", ")),
+            });
+        }
+    }
     let mut experiments: Vec<AbExperiment> = Vec::new();
-    // Rows come ordered by experiment, so each experiment's rows are consecutive.
-    for r in read::ab_readout(&s.store, p.experiment.as_deref()).await? {
+    // Rows come ordered by surface and experiment, so each experiment's rows are consecutive.
+    for r in read::ab_readout(&s.store, p.surface.as_deref(), p.experiment.as_deref()).await? {
         let variant = AbVariant {
             variant: r.variant,
             exposed_users: r.exposed_users,
@@ -759,14 +803,258 @@ pub async fn ab(
             ci_high: r.ci_high,
         };
         match experiments.last_mut() {
-            Some(e) if e.experiment == r.experiment => e.variants.push(variant),
+            Some(e) if e.surface == r.surface && e.experiment == r.experiment => {
+                e.variants.push(variant)
+            }
             _ => experiments.push(AbExperiment {
+                surface: r.surface,
                 experiment: r.experiment,
                 variants: vec![variant],
             }),
         }
     }
     Ok(Json(AbReadout { experiments }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+/// The message channels (METRICS.md, "Messages").
+pub const MESSAGE_CHANNELS: &[&str] = &["oa_template", "mp_notify"];
+
+/// The rates of a message funnel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageRates {
+    /// delivered_users / sent_users (送达率).
+    #[schema(required = true)]
+    pub delivery_rate: Option<f64>,
+    /// clicked_users / delivered_users (点击率).
+    #[schema(required = true)]
+    pub click_rate: Option<f64>,
+    /// visit_users / delivered_users (进入小程序率).
+    #[schema(required = true)]
+    pub visit_rate: Option<f64>,
+    /// converted_users / clicked_users (转化率).
+    #[schema(required = true)]
+    pub conversion_rate: Option<f64>,
+}
+
+/// The counts of a message funnel (distinct members of a day, or their sum over days).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageCounts {
+    pub sent_users: i64,
+    pub delivered_users: i64,
+    pub clicked_users: i64,
+    pub visit_users: i64,
+    pub converted_users: i64,
+}
+
+impl MessageCounts {
+    fn rates(&self) -> MessageRates {
+        MessageRates {
+            delivery_rate: rate(self.delivered_users, self.sent_users),
+            click_rate: rate(self.clicked_users, self.delivered_users),
+            visit_rate: rate(self.visit_users, self.delivered_users),
+            conversion_rate: rate(self.converted_users, self.clicked_users),
+        }
+    }
+
+    fn add(&mut self, o: &MessageCounts) {
+        self.sent_users += o.sent_users;
+        self.delivered_users += o.delivered_users;
+        self.clicked_users += o.clicked_users;
+        self.visit_users += o.visit_users;
+        self.converted_users += o.converted_users;
+    }
+}
+
+/// One day of one channel and template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageRow {
+    #[schema(format = Date)]
+    pub day: String,
+    pub channel: String,
+    pub template_id: String,
+    #[serde(flatten)]
+    pub counts: MessageCounts,
+    #[serde(flatten)]
+    pub rates: MessageRates,
+}
+
+/// One channel and template over the range: sums of the daily counts (member-days).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageTotal {
+    pub channel: String,
+    pub template_id: String,
+    #[serde(flatten)]
+    pub counts: MessageCounts,
+    #[serde(flatten)]
+    pub rates: MessageRates,
+}
+
+/// `metric_message_daily` in a range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Messages {
+    pub range: DateRange,
+    /// Ordered by day, channel, template.
+    pub rows: Vec<MessageRow>,
+    /// One per channel and template present in `rows`, ordered by channel, template.
+    pub totals: Vec<MessageTotal>,
+}
+
+/// The funnel of template messages and service notifications per day, channel and template:
+/// sent → delivered → clicked (72 h) → MP visit (72 h) → converted (7 days), with its rates;
+/// and per channel and template over the range.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/messages",
+    tag = "metrics",
+    params(MessageParams),
+    responses((status = 200, description = "The rows, with their rates", body = Messages), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn messages(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    params: Result<Query<MessageParams>, QueryRejection>,
+) -> Result<Json<Messages>, ApiError> {
+    authorize(&s.keys, &headers, ANALYST)?;
+    let Query(p) = params?;
+    let range = date_range(p.from.as_deref(), p.to.as_deref(), today(&s))?;
+    if let Some(channel) = p.channel.as_deref() {
+        if !MESSAGE_CHANNELS.contains(&channel) {
+            let shown: String = channel.chars().take(32).collect();
+            return Err(ApiError::BadParameter {
+                name: "channel",
+                reason: format!(
+                    "expected one of {}, got {shown:?}",
+                    MESSAGE_CHANNELS.join(", ")
+                ),
+            });
+        }
+    }
+    let days = read::message_daily(
+        &s.store,
+        range.into(),
+        p.channel.as_deref(),
+        p.template.as_deref(),
+    )
+    .await?;
+    let mut totals: BTreeMap<(String, String), MessageCounts> = BTreeMap::new();
+    let rows = days
+        .into_iter()
+        .map(|d| {
+            let counts = MessageCounts {
+                sent_users: d.sent_users,
+                delivered_users: d.delivered_users,
+                clicked_users: d.clicked_users,
+                visit_users: d.visit_users,
+                converted_users: d.converted_users,
+            };
+            totals
+                .entry((d.channel.clone(), d.template_id.clone()))
+                .or_default()
+                .add(&counts);
+            MessageRow {
+                day: d.day,
+                channel: d.channel,
+                template_id: d.template_id,
+                rates: counts.rates(),
+                counts,
+            }
+        })
+        .collect();
+    let totals = totals
+        .into_iter()
+        .map(|((channel, template_id), counts)| MessageTotal {
+            channel,
+            template_id,
+            rates: counts.rates(),
+            counts,
+        })
+        .collect();
+    Ok(Json(Messages {
+        range,
+        rows,
+        totals,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaigns
+
+/// One campaign, as `metric_activity` holds it, with its rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ActivityRow {
+    pub activity_id: String,
+    pub reserved_users: i64,
+    pub joined_users: i64,
+    pub reserved_joined_users: i64,
+    pub guided_joined_users: i64,
+    pub groups_started: i64,
+    pub groups_completed: i64,
+    pub orders_paid: i64,
+    pub order_users: i64,
+    pub revenue_fen: i64,
+    /// reserved_joined_users / joined_users (预约转参与).
+    #[schema(required = true)]
+    pub reserved_join_rate: Option<f64>,
+    /// guided_joined_users / joined_users (公众号导流参与占比).
+    #[schema(required = true)]
+    pub guided_join_rate: Option<f64>,
+    /// groups_completed / groups_started (拼团成功率).
+    #[schema(required = true)]
+    pub group_success_rate: Option<f64>,
+    /// revenue_fen / orders_paid (客单价, in fen).
+    #[schema(required = true)]
+    pub average_order_fen: Option<f64>,
+}
+
+/// `metric_activity`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Activities {
+    /// Ordered by activity_id.
+    pub activities: Vec<ActivityRow>,
+}
+
+/// The campaign review: one row per campaign (over all time; it moves while a campaign runs),
+/// with its rates.
+#[utoipa::path(
+    get,
+    path = "/v1/metrics/activities",
+    tag = "metrics",
+    params(ActivityParams),
+    responses((status = 200, description = "The rows, with their rates", body = Activities), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn activities(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    params: Result<Query<ActivityParams>, QueryRejection>,
+) -> Result<Json<Activities>, ApiError> {
+    authorize(&s.keys, &headers, ANALYST)?;
+    let Query(p) = params?;
+    let activities = read::activities(&s.store, p.activity.as_deref())
+        .await?
+        .into_iter()
+        .map(|a| ActivityRow {
+            reserved_join_rate: rate(a.reserved_joined_users, a.joined_users),
+            guided_join_rate: rate(a.guided_joined_users, a.joined_users),
+            group_success_rate: rate(a.groups_completed, a.groups_started),
+            average_order_fen: rate(a.revenue_fen, a.orders_paid),
+            activity_id: a.activity_id,
+            reserved_users: a.reserved_users,
+            joined_users: a.joined_users,
+            reserved_joined_users: a.reserved_joined_users,
+            guided_joined_users: a.guided_joined_users,
+            groups_started: a.groups_started,
+            groups_completed: a.groups_completed,
+            orders_paid: a.orders_paid,
+            order_users: a.order_users,
+            revenue_fen: a.revenue_fen,
+        })
+        .collect();
+    Ok(Json(Activities { activities }))
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate, Utc};
 use liandong_api::metrics::{
-    AbReadout, Articles, DateRange, FollowerRetention, Linkage, MenuEntries, Repurchase,
-    WeeklyRetention,
+    AbExperiment, AbReadout, Activities, Articles, DateRange, FollowerRetention, Linkage,
+    MenuEntries, Messages, Repurchase, WeeklyRetention,
 };
 use liandong_api::ErrorBody;
 use liandong_auth::Role;
@@ -30,7 +30,7 @@ mod common;
 use common::{Server, TZ};
 
 /// Every metric endpoint, in the order of the OpenAPI document.
-const ENDPOINTS: [&str; 7] = [
+const ENDPOINTS: [&str; 9] = [
     "/v1/metrics/menu-entries",
     "/v1/metrics/articles",
     "/v1/metrics/linkage",
@@ -38,6 +38,8 @@ const ENDPOINTS: [&str; 7] = [
     "/v1/metrics/follower-retention",
     "/v1/metrics/weekly-retention",
     "/v1/metrics/ab",
+    "/v1/metrics/messages",
+    "/v1/metrics/activities",
 ];
 
 /// A range that holds all of the test traffic (October 2026, Shanghai time).
@@ -370,6 +372,122 @@ async fn check_retention(api: &Server, store: &ReadStore, query: &[(&str, &str)]
     assert_eq!(got_rows, want_rows, "weekly retention {query:?}");
 }
 
+async fn check_messages(api: &Server, store: &ReadStore, query: &[(&str, &str)], want: Range) {
+    let got: Messages = api.get("/v1/metrics/messages", query).await;
+    let q: BTreeMap<&str, &str> = query.iter().copied().collect();
+    let expected = read::message_daily(
+        store,
+        want,
+        q.get("channel").copied(),
+        q.get("template").copied(),
+    )
+    .await
+    .expect("read");
+    assert_eq!(got.rows.len(), expected.len(), "{query:?}");
+    let mut totals: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
+    for (g, e) in got.rows.iter().zip(&expected) {
+        let c = &g.counts;
+        assert_eq!(
+            (&g.day, &g.channel, &g.template_id),
+            (&e.day, &e.channel, &e.template_id)
+        );
+        let counts = [
+            e.sent_users,
+            e.delivered_users,
+            e.clicked_users,
+            e.visit_users,
+            e.converted_users,
+        ];
+        assert_eq!(
+            [
+                c.sent_users,
+                c.delivered_users,
+                c.clicked_users,
+                c.visit_users,
+                c.converted_users
+            ],
+            counts
+        );
+        assert_eq!(g.rates.delivery_rate, div(e.delivered_users, e.sent_users));
+        assert_eq!(g.rates.click_rate, div(e.clicked_users, e.delivered_users));
+        assert_eq!(g.rates.visit_rate, div(e.visit_users, e.delivered_users));
+        assert_eq!(
+            g.rates.conversion_rate,
+            div(e.converted_users, e.clicked_users)
+        );
+        let t = totals
+            .entry((e.channel.clone(), e.template_id.clone()))
+            .or_default();
+        for (t, n) in t.iter_mut().zip(counts) {
+            *t += n;
+        }
+    }
+    assert_eq!(got.totals.len(), totals.len(), "{query:?}");
+    for (g, ((channel, template), t)) in got.totals.iter().zip(&totals) {
+        assert_eq!((&g.channel, &g.template_id), (channel, template));
+        assert_eq!(
+            [
+                g.counts.sent_users,
+                g.counts.delivered_users,
+                g.counts.clicked_users,
+                g.counts.visit_users,
+                g.counts.converted_users
+            ],
+            *t
+        );
+        assert_eq!(g.rates.click_rate, div(t[2], t[1]));
+        assert_eq!(g.rates.conversion_rate, div(t[4], t[2]));
+    }
+}
+
+async fn check_activities(api: &Server, store: &ReadStore, activity: Option<&str>) {
+    let query: Vec<(&str, &str)> = activity.map(|a| ("activity", a)).into_iter().collect();
+    let got: Activities = api.get("/v1/metrics/activities", &query).await;
+    let expected = read::activities(store, activity).await.expect("read");
+    assert_eq!(got.activities.len(), expected.len(), "{activity:?}");
+    for (g, e) in got.activities.iter().zip(&expected) {
+        assert_eq!(
+            (
+                &g.activity_id,
+                g.reserved_users,
+                g.joined_users,
+                g.reserved_joined_users,
+                g.guided_joined_users,
+                g.groups_started,
+                g.groups_completed,
+                g.orders_paid,
+                g.order_users,
+                g.revenue_fen
+            ),
+            (
+                &e.activity_id,
+                e.reserved_users,
+                e.joined_users,
+                e.reserved_joined_users,
+                e.guided_joined_users,
+                e.groups_started,
+                e.groups_completed,
+                e.orders_paid,
+                e.order_users,
+                e.revenue_fen
+            )
+        );
+        assert_eq!(
+            g.reserved_join_rate,
+            div(e.reserved_joined_users, e.joined_users)
+        );
+        assert_eq!(
+            g.guided_join_rate,
+            div(e.guided_joined_users, e.joined_users)
+        );
+        assert_eq!(
+            g.group_success_rate,
+            div(e.groups_completed, e.groups_started)
+        );
+        assert_eq!(g.average_order_fen, div(e.revenue_fen, e.orders_paid));
+    }
+}
+
 async fn endpoints_equal_the_relations(db: &TestStore) {
     let store = projected(db).await;
     let api = Server::start(&store).await;
@@ -380,6 +498,54 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
     check_articles(&api, &store, &ALL, everything).await;
     check_linkage(&api, &store, &ALL, everything).await;
     check_retention(&api, &store, &ALL, everything).await;
+    check_messages(&api, &store, &ALL, everything).await;
+    check_activities(&api, &store, None).await;
+    // The message and campaign relations hold rows of every kind.
+    let messages = read::message_daily(&store, everything, None, None)
+        .await
+        .expect("read");
+    assert!(
+        messages
+            .iter()
+            .any(|r| r.channel == "oa_template" && r.clicked_users > 0)
+            && messages
+                .iter()
+                .any(|r| r.channel == "mp_notify" && r.clicked_users > 0)
+            && messages.iter().any(|r| r.converted_users > 0),
+        "the scenario yields message rows"
+    );
+    let first = &messages[0];
+    check_messages(
+        &api,
+        &store,
+        &[ALL[0], ALL[1], ("channel", "mp_notify")],
+        everything,
+    )
+    .await;
+    check_messages(
+        &api,
+        &store,
+        &[ALL[0], ALL[1], ("template", first.template_id.as_str())],
+        everything,
+    )
+    .await;
+    check_messages(
+        &api,
+        &store,
+        &[("from", first.day.as_str()), ("to", first.day.as_str())],
+        range(&first.day, &first.day),
+    )
+    .await;
+    let activities = read::activities(&store, None).await.expect("read");
+    assert!(
+        activities.len() >= 2 && activities.iter().any(|a| a.groups_completed > 0),
+        "the scenario yields campaigns: {activities:?}"
+    );
+    check_activities(&api, &store, Some(activities[0].activity_id.as_str())).await;
+    let none: Activities = api
+        .get("/v1/metrics/activities", &[("activity", "nope")])
+        .await;
+    assert!(none.activities.is_empty());
     let menu_days = read::menu_entry_daily(&store, everything, None)
         .await
         .expect("read");
@@ -506,13 +672,14 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
 
     // The A/B readout, grouped by experiment, as stored.
     let ab: AbReadout = api.get("/v1/metrics/ab", &[]).await;
-    let stored = read::ab_readout(&store, None).await.expect("read");
+    let stored = read::ab_readout(&store, None, None).await.expect("read");
     let flat: Vec<_> = ab
         .experiments
         .iter()
         .flat_map(|e| {
             e.variants.iter().map(|v| {
                 (
+                    e.surface.clone(),
                     e.experiment.clone(),
                     v.variant.clone(),
                     v.exposed_users,
@@ -530,6 +697,7 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
         .iter()
         .map(|r| {
             (
+                r.surface.clone(),
                 r.experiment.clone(),
                 r.variant.clone(),
                 r.exposed_users,
@@ -543,19 +711,39 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
         })
         .collect();
     assert_eq!(flat, want);
-    let names: Vec<_> = ab
+    let names: Vec<(&str, &str)> = ab
         .experiments
         .iter()
-        .map(|e| e.experiment.as_str())
+        .map(|e| (e.surface.as_str(), e.experiment.as_str()))
         .collect();
-    assert_eq!(names, ["color", "entry_name"], "one group per experiment");
+    let mut groups: Vec<(&str, &str)> = stored
+        .iter()
+        .map(|r| (r.surface.as_str(), r.experiment.as_str()))
+        .collect();
+    groups.dedup();
+    assert_eq!(names, groups, "one group per surface and experiment");
+    assert!(names.contains(&("menu", "color")) && names.contains(&("menu", "entry_name")));
     let one: AbReadout = api
         .get("/v1/metrics/ab", &[("experiment", "entry_name")])
         .await;
     assert_eq!(one.experiments.len(), 1);
-    assert_eq!(one.experiments[0], ab.experiments[1]);
+    assert!(ab.experiments.contains(&one.experiments[0]));
     let none: AbReadout = api.get("/v1/metrics/ab", &[("experiment", "nope")]).await;
     assert!(none.experiments.is_empty());
+    // The surface filter keeps exactly that surface's experiments.
+    let mut surfaces = 0;
+    for surface in ["menu", "article", "template", "follow_prompt", "notify"] {
+        let got: AbReadout = api.get("/v1/metrics/ab", &[("surface", surface)]).await;
+        let want: Vec<AbExperiment> = ab
+            .experiments
+            .iter()
+            .filter(|e| e.surface == surface)
+            .cloned()
+            .collect();
+        surfaces += usize::from(!want.is_empty());
+        assert_eq!(got.experiments, want, "{surface}");
+    }
+    assert_eq!(surfaces, 5, "the data set has experiments on every surface");
 
     // No range: the last 30 days ending today in Shanghai (checked unless midnight passed
     // between the two readings of the clock).
@@ -670,6 +858,22 @@ async fn bad_parameters_are_400(db: &TestStore) {
             Some("article"),
         ),
         ("/v1/metrics/ab", &[("from", "2026-10-01")], Some("from")),
+        ("/v1/metrics/ab", &[("surface", "banner")], Some("surface")),
+        (
+            "/v1/metrics/messages",
+            &[("channel", "sms")],
+            Some("channel"),
+        ),
+        (
+            "/v1/metrics/messages",
+            &[("from", "2026-10-32")],
+            Some("from"),
+        ),
+        (
+            "/v1/metrics/activities",
+            &[("from", "2026-10-01")],
+            Some("from"),
+        ),
         (
             "/v1/metrics/menu-entries",
             &[("entry", "a"), ("entry", "b")],

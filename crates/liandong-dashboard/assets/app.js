@@ -201,7 +201,7 @@
     for (const chart of Object.values(state.charts)) chart.dispose();
     state.charts = {};
     // Nothing of the last key's data stays in the page.
-    for (const id of ['kpis', 'table-menu', 'table-articles', 'ab', 'member-result']) $(id).replaceChildren();
+    for (const id of ['kpis', 'table-menu', 'table-articles', 'ab', 'table-messages', 'table-activities', 'member-result']) $(id).replaceChildren();
     delete $('member-result').dataset.member;
     $('member-key').value = '';
     showSignIn(messageKey);
@@ -322,6 +322,8 @@
       follower: ['v1/metrics/follower-retention', q],
       weekly: ['v1/metrics/weekly-retention', q],
       ab: ['v1/metrics/ab', {}],
+      messages: ['v1/metrics/messages', q],
+      activities: ['v1/metrics/activities', {}],
       status: ['v1/status', {}],
     };
   }
@@ -408,6 +410,8 @@
     if (has('repurchase')) renderCohort('repurchase');
     if (has('follower')) renderCohort('follower');
     if (has('ab')) renderAb();
+    if (has('messages')) renderMessages();
+    if (has('activities')) renderActivities();
   }
 
   function renderAll() {
@@ -883,35 +887,115 @@
     if (!d.experiments.length) return target.replaceChildren(el('div', { class: 'card empty', text: t('ab.empty') }));
     // What these figures are, beside tables of the period that count events.
     const scope = el('p', { class: 'muted small ab-scope', 'data-ab-scope': '', text: t('ab.scope') });
-    target.replaceChildren(scope, ...d.experiments.map((e) => {
-      const control = e.variants.find((v) => v.variant === 'control') ||
-        [...e.variants].sort((a, b) => (a.variant < b.variant ? -1 : a.variant > b.variant ? 1 : 0))[0];
-      const others = e.variants.filter((v) => v !== control);
-      const verdicts = others.map((v) => {
-        const r = verdict(v, control);
-        return el('p', { class: 'verdict', 'data-ab-verdict': `${e.experiment}/${v.variant}`, 'data-badge': r.badge },
-          el('span', { class: 'pill ' + r.badge, text: t('ab.badge.' + r.badge) }), ' ',
-          r.text,
-          r.need ? el('span', { class: 'need' }, ' ', r.need,
-            el('i', { class: 'info formula', title: t('ab.formula'), 'aria-label': t('ab.formula.label') }, '?')) : null);
-      });
-      const rows = e.variants.map((v) => el('tr', {},
-        el('td', { class: 'text' }, v.variant, v === control && v.variant !== t('ab.control') ? el('span', { class: 'muted small', text: ' · ' + t('ab.control') }) : null),
-        el('td', { text: num(v.exposed_users) }),
-        el('td', { text: num(v.clicked_users) }),
-        el('td', { text: pct(v.ctr) }),
-        el('td', { text: v.lift === null ? t('none') : signed(v.lift * 100, 1) + '%' }),
-        el('td', { text: v.p_value === null ? t('none') : pValue(v.p_value) }),
-        el('td', { text: v.ci_low === null ? t('none') : `${pp(v.ci_low, 'ab.pp')} ~ ${pp(v.ci_high, 'ab.pp')}` })));
-      return el('div', { class: 'card ab-card' },
-        el('div', { class: 'ab-head' }, el('h3', { text: e.experiment })),
-        verdicts,
-        el('div', { class: 'table-wrap' },
-          el('table', { class: 'data' },
-            el('thead', {}, el('tr', {}, ['ab.col.variant', 'ab.col.exposed', 'ab.col.clicked', 'ab.col.ctr', 'ab.col.lift', 'ab.col.p', 'ab.col.ci']
-              .map((k) => el('th', { text: t(k) })))),
-            el('tbody', {}, rows))));
-    }));
+    // Experiments come ordered by surface: one heading per surface, its experiments under it.
+    const surfaces = [...new Set(d.experiments.map((e) => e.surface))];
+    target.replaceChildren(scope, ...surfaces.map((surface) => el('div', { class: 'ab-surface', 'data-ab-surface': surface },
+      el('h3', { class: 'ab-surface-title', text: t('ab.surface.' + surface) }),
+      el('p', { class: 'muted small', text: t('ab.surface.' + surface + '.how') }),
+      d.experiments.filter((e) => e.surface === surface).map(abCard))));
+  }
+
+  /** One experiment: its verdicts and its table. */
+  function abCard(e) {
+    const control = e.variants.find((v) => v.variant === 'control') ||
+      [...e.variants].sort((a, b) => (a.variant < b.variant ? -1 : a.variant > b.variant ? 1 : 0))[0];
+    const others = e.variants.filter((v) => v !== control);
+    const verdicts = others.map((v) => {
+      const r = verdict(v, control);
+      return el('p', { class: 'verdict', 'data-ab-verdict': `${e.experiment}/${v.variant}`, 'data-badge': r.badge },
+        el('span', { class: 'pill ' + r.badge, text: t('ab.badge.' + r.badge) }), ' ',
+        r.text,
+        r.need ? el('span', { class: 'need' }, ' ', r.need,
+          el('i', { class: 'info formula', title: t('ab.formula'), 'aria-label': t('ab.formula.label') }, '?')) : null);
+    });
+    const rows = e.variants.map((v) => el('tr', {},
+      el('td', { class: 'text' }, v.variant, v === control && v.variant !== t('ab.control') ? el('span', { class: 'muted small', text: ' · ' + t('ab.control') }) : null),
+      el('td', { text: num(v.exposed_users) }),
+      el('td', { text: num(v.clicked_users) }),
+      el('td', { text: pct(v.ctr) }),
+      el('td', { text: v.lift === null ? t('none') : signed(v.lift * 100, 1) + '%' }),
+      el('td', { text: v.p_value === null ? t('none') : pValue(v.p_value) }),
+      el('td', { text: v.ci_low === null ? t('none') : `${pp(v.ci_low, 'ab.pp')} ~ ${pp(v.ci_high, 'ab.pp')}` })));
+    return el('div', { class: 'card ab-card' },
+      el('div', { class: 'ab-head' }, el('h3', { text: e.experiment })),
+      verdicts,
+      el('div', { class: 'table-wrap' },
+        el('table', { class: 'data' },
+          el('thead', {}, el('tr', {}, ['ab.col.variant', 'ab.col.exposed', 'ab.col.clicked', 'ab.col.ctr', 'ab.col.lift', 'ab.col.p', 'ab.col.ci']
+            .map((k) => el('th', { text: t(k) })))),
+          el('tbody', {}, rows))));
+  }
+
+  // --- Messages: the funnel per template ---------------------------------------------------
+
+  const FUNNEL = ['sent_users', 'delivered_users', 'clicked_users', 'visit_users', 'converted_users'];
+
+  function renderMessages() {
+    const target = $('table-messages');
+    const err = failure('messages');
+    if (err) return target.replaceChildren(el('div', { class: 'empty', text: err }));
+    const d = state.data.messages;
+    if (!d) return;
+    const rows = [...d.totals].sort((a, b) => b.sent_users - a.sent_users || a.template_id.localeCompare(b.template_id));
+    target.replaceChildren(
+      el('p', { class: 'muted small table-scope', 'data-table-scope': 'messages', text: t('msg.scope', d.range) }),
+      table([
+        { title: t('msg.col.channel'), cell: (r) => t('msg.channel.' + r.channel), text: true },
+        { title: t('msg.col.template'), cell: (r) => el('span', { 'data-message': `${r.channel}/${r.template_id}`, text: r.template_id }), text: true },
+        { title: t('msg.col.sent'), cell: (r) => num(r.sent_users) },
+        { title: t('msg.col.delivered'), cell: (r) => num(r.delivered_users) },
+        { title: t('msg.col.clicked'), cell: (r) => num(r.clicked_users) },
+        { title: t('msg.col.visit'), cell: (r) => num(r.visit_users) },
+        { title: t('msg.col.converted'), cell: (r) => num(r.converted_users) },
+        { title: t('msg.col.delivery_rate'), cell: (r) => rateCell(r.delivery_rate) },
+        { title: t('msg.col.click_rate'), cell: (r) => rateCell(r.click_rate) },
+        { title: t('msg.col.conversion_rate'), cell: (r) => rateCell(r.conversion_rate) },
+      ], rows, 20));
+    const c = chart('chart-messages');
+    if (!c) return;
+    const top = rows.slice(0, 6);
+    empty(c, !top.length);
+    c.setOption({
+      ...base(),
+      tooltip: { trigger: 'axis' },
+      legend: { top: 0, type: 'plain' },
+      grid: { left: 48, right: 16, top: 28 + 22 * Math.ceil(top.length / 3), bottom: 28 },
+      xAxis: { type: 'category', data: FUNNEL.map((k) => t('msg.step.' + k)) },
+      yAxis: { ...countAxis, minInterval: 1 },
+      series: top.map((r) => ({
+        id: `msg-${r.channel}-${r.template_id}`, type: 'bar',
+        name: `${t('msg.channel.' + r.channel)} · ${r.template_id}`,
+        data: FUNNEL.map((k) => r[k]),
+      })),
+    }, { replaceMerge: ['series'] });
+  }
+
+  // --- Campaigns: the live board ----------------------------------------------------------
+
+  const yuan = (fen) => (fen === null || fen === undefined ? t('none') : '¥' + new Intl.NumberFormat(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(fen / 100));
+
+  function renderActivities() {
+    const target = $('table-activities');
+    const err = failure('activities');
+    if (err) return target.replaceChildren(el('div', { class: 'empty', text: err }));
+    const d = state.data.activities;
+    if (!d) return;
+    const rows = [...d.activities].sort((a, b) => b.joined_users - a.joined_users || a.activity_id.localeCompare(b.activity_id));
+    target.replaceChildren(
+      el('p', { class: 'muted small table-scope', 'data-table-scope': 'activities', text: t('act.scope') }),
+      table([
+        { title: t('act.col.activity'), cell: (r) => el('span', { 'data-activity': r.activity_id, text: r.activity_id }), text: true },
+        { title: t('act.col.reserved'), cell: (r) => num(r.reserved_users) },
+        { title: t('act.col.joined'), cell: (r) => num(r.joined_users) },
+        { title: t('act.col.reserved_join'), cell: (r) => rateCell(r.reserved_join_rate) },
+        { title: t('act.col.guided_join'), cell: (r) => rateCell(r.guided_join_rate) },
+        { title: t('act.col.groups'), cell: (r) => `${num(r.groups_completed)} / ${num(r.groups_started)}` },
+        { title: t('act.col.group_success'), cell: (r) => rateCell(r.group_success_rate) },
+        { title: t('act.col.orders'), cell: (r) => num(r.orders_paid) },
+        { title: t('act.col.buyers'), cell: (r) => num(r.order_users) },
+        { title: t('act.col.revenue'), cell: (r) => el('span', { 'data-revenue': r.activity_id, text: yuan(r.revenue_fen) }) },
+        { title: t('act.col.aov'), cell: (r) => yuan(r.average_order_fen === null ? null : Math.round(r.average_order_fen)) },
+      ], rows, 100));
   }
 
   // ---------------------------------------------------------------------------------------

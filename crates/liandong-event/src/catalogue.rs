@@ -56,6 +56,7 @@ catalogue! {
     CouponRedeemed => "coupon.redeemed",
     ActivityReserved => "activity.reserved",
     ActivityJoined => "activity.joined",
+    ActivityGroupCompleted => "activity.group_completed",
     MemberIdentified => "member.identified",
     MemberProfileUpdated => "member.profile_updated",
     MemberPreferencesChanged => "member.preferences_changed",
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        assert_eq!(EventType::ALL.len(), 25);
+        assert_eq!(EventType::ALL.len(), 26);
         for t in EventType::ALL {
             assert_eq!(t.as_str().parse::<EventType>(), Ok(*t));
         }

@@ -150,6 +150,11 @@ pub struct ArticleReadProps {
     pub title: Option<Str<0, 512>>,
     #[serde(default, deserialize_with = "present")]
     pub category: Option<Label>,
+    /// The A/B test the event belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -158,6 +163,11 @@ pub struct ArticleClickProps {
     pub link: ArticleLink,
     #[serde(default, deserialize_with = "present")]
     pub target: Option<Target>,
+    /// The A/B test the event belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -179,6 +189,11 @@ pub struct TemplateSentProps {
     /// version, so a `status` outside the enum is refused whatever version the event names.
     #[serde(default, deserialize_with = "present")]
     pub status: Option<TemplateStatus>,
+    /// The A/B test the event belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
 }
 
 /// How a template message's delivery ended (WeChat's `TEMPLATESENDJOBFINISH` push:
@@ -209,6 +224,11 @@ pub struct TemplateClickProps {
     pub msg_id: Option<Ident>,
     #[serde(default, deserialize_with = "present")]
     pub target: Option<Target>,
+    /// The A/B test the event belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -217,14 +237,46 @@ pub struct PageProps {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PromptProps {
+pub struct PageViewProps {
+    pub page: Str<1, 1024>,
+    /// What the page shows (schema version 2).
     #[serde(default, deserialize_with = "present")]
-    pub placement: Option<Label>,
+    pub category: Option<Label>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TemplateProps {
+pub struct PromptProps {
+    #[serde(default, deserialize_with = "present")]
+    pub placement: Option<Label>,
+    /// The A/B test the event belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NotifySentProps {
     pub template_id: Ident,
+    /// Schema version 2 from here on.
+    #[serde(default, deserialize_with = "present")]
+    pub purpose: Option<Label>,
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NotifyClickProps {
+    pub template_id: Ident,
+    /// Schema version 2 from here on.
+    #[serde(default, deserialize_with = "present")]
+    pub target: Option<Target>,
+    #[serde(default, deserialize_with = "present")]
+    pub experiment: Option<Ident>,
+    #[serde(default, deserialize_with = "present")]
+    pub variant: Option<Ident>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -240,6 +292,9 @@ pub struct OrderPlacedProps {
     pub amount_fen: Fen,
     #[serde(default, deserialize_with = "items")]
     pub items: Option<Vec<OrderItem>>,
+    /// The campaign the order belongs to (schema version 2).
+    #[serde(default, deserialize_with = "present")]
+    pub activity_id: Option<Ident>,
 }
 
 fn items<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<OrderItem>>, D::Error> {
@@ -271,6 +326,12 @@ pub struct CouponRedeemedProps {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ActivityProps {
     pub activity_id: Ident,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ActivityGroupProps {
+    pub activity_id: Ident,
+    pub group_id: Ident,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -309,11 +370,11 @@ pub enum Body {
     TemplateSent(TemplateSentProps),
     TemplateClick(TemplateClickProps),
     Visit(PageProps),
-    PageView(PageProps),
+    PageView(PageViewProps),
     FollowPromptShown(PromptProps),
     FollowPromptClick(PromptProps),
-    NotifySent(TemplateProps),
-    NotifyClick(TemplateProps),
+    NotifySent(NotifySentProps),
+    NotifyClick(NotifyClickProps),
     OrderPlaced(OrderPlacedProps),
     OrderPaid(OrderAmountProps),
     OrderRefunded(OrderAmountProps),
@@ -321,6 +382,7 @@ pub enum Body {
     CouponRedeemed(CouponRedeemedProps),
     ActivityReserved(ActivityProps),
     ActivityJoined(ActivityJoinedProps),
+    ActivityGroupCompleted(ActivityGroupProps),
     Identified,
     ProfileUpdated(ProfileProps),
     PreferencesChanged(PreferencesProps),
@@ -361,6 +423,7 @@ impl Body {
             T::CouponRedeemed => Body::CouponRedeemed(p(props)?),
             T::ActivityReserved => Body::ActivityReserved(p(props)?),
             T::ActivityJoined => Body::ActivityJoined(p(props)?),
+            T::ActivityGroupCompleted => Body::ActivityGroupCompleted(p(props)?),
             T::MemberIdentified => Body::Identified,
             T::MemberProfileUpdated => Body::ProfileUpdated(p(props)?),
             T::MemberPreferencesChanged => Body::PreferencesChanged(p(props)?),

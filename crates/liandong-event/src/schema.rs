@@ -299,7 +299,16 @@ mod tests {
         let s = schemas();
         for t in EventType::ALL {
             let want = match t {
-                EventType::OaTemplateSent => vec![1, 2],
+                EventType::OaTemplateSent
+                | EventType::OaArticleRead
+                | EventType::OaArticleClick
+                | EventType::OaTemplateClick
+                | EventType::MpFollowPromptShown
+                | EventType::MpFollowPromptClick
+                | EventType::MpNotifySent
+                | EventType::MpNotifyClick
+                | EventType::MpPageView
+                | EventType::OrderPlaced => vec![1, 2],
                 _ => vec![1],
             };
             assert_eq!(s.versions(*t), want, "{t}");

@@ -61,21 +61,38 @@ fn catalogue(t: EventType) -> (&'static [&'static str], &'static [&'static str])
     match t {
         T::OaMenuExposure => (&["entry"], &["experiment", "variant"]),
         T::OaMenuClick => (&["entry"], &["experiment", "variant", "target"]),
-        T::OaArticleRead => (&["article_id"], &["title", "category"]),
-        T::OaArticleClick => (&["article_id", "link"], &["target"]),
+        T::OaArticleRead => (
+            &["article_id"],
+            &["title", "category", "experiment", "variant"],
+        ),
+        T::OaArticleClick => (
+            &["article_id", "link"],
+            &["target", "experiment", "variant"],
+        ),
         T::OaFollow => (&[], &["via", "qrscene"]),
         T::OaUnfollow => (&[], &[]),
-        T::OaTemplateSent => (&["template_id"], &["msg_id", "purpose", "status"]),
-        T::OaTemplateClick => (&["template_id"], &["msg_id", "target"]),
-        T::MpVisit | T::MpPageView => (&["page"], &[]),
-        T::MpFollowPromptShown | T::MpFollowPromptClick => (&[], &["placement"]),
-        T::MpNotifySent | T::MpNotifyClick => (&["template_id"], &[]),
-        T::OrderPlaced => (&["order_id", "amount_fen"], &["items"]),
+        T::OaTemplateSent => (
+            &["template_id"],
+            &["msg_id", "purpose", "status", "experiment", "variant"],
+        ),
+        T::OaTemplateClick => (
+            &["template_id"],
+            &["msg_id", "target", "experiment", "variant"],
+        ),
+        T::MpVisit => (&["page"], &[]),
+        T::MpPageView => (&["page"], &["category"]),
+        T::MpFollowPromptShown | T::MpFollowPromptClick => {
+            (&[], &["placement", "experiment", "variant"])
+        }
+        T::MpNotifySent => (&["template_id"], &["purpose", "experiment", "variant"]),
+        T::MpNotifyClick => (&["template_id"], &["target", "experiment", "variant"]),
+        T::OrderPlaced => (&["order_id", "amount_fen"], &["items", "activity_id"]),
         T::OrderPaid | T::OrderRefunded => (&["order_id", "amount_fen"], &[]),
         T::CouponClaimed => (&["coupon_id"], &[]),
         T::CouponRedeemed => (&["coupon_id"], &["order_id"]),
         T::ActivityReserved => (&["activity_id"], &[]),
         T::ActivityJoined => (&["activity_id", "kind"], &["group_id"]),
+        T::ActivityGroupCompleted => (&["activity_id", "group_id"], &[]),
         T::MemberIdentified | T::MemberErased => (&[], &[]),
         T::MemberProfileUpdated => (&[], &["phone", "address", "level"]),
         T::MemberPreferencesChanged => (&[], &["activity_notifications"]),
@@ -352,5 +369,5 @@ fn schemas_and_rust_types_agree_on_every_sample() {
             checked += 1;
         }
     }
-    assert!(checked > 25 * 20, "only {checked} samples");
+    assert!(checked > 26 * 20, "only {checked} samples");
 }

@@ -28,7 +28,7 @@ use rhythm::{day_start, local_date, Window};
 use session::{Ev, Gen};
 
 pub use sender::{Rejected, SendReport, Sender, SimError, Status};
-pub use session::{COUPON_ENTRY, EXPERIMENT, ORDERS_ENTRY, ORDER_ENTRY};
+pub use session::{COUPON_ENTRY, EXPERIMENT, ORDERS_ENTRY, ORDER_ENTRY, TEMPLATE_EXPERIMENT};
 
 /// The variants of [`EXPERIMENT`], in the order of [`ORDER_ENTRY`]'s names.
 pub const VARIANTS: [&str; 2] = ["control", "treatment"];

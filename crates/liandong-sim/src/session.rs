@@ -499,7 +499,7 @@ impl Gen {
         let mut ordered = false;
         if self.rng.gen::<f64>() < (landing.intent * u.buy).min(0.9) {
             t += self.secs(20, 180);
-            t = self.order(u, t, depth);
+            t = self.order(u, t, depth, None);
             ordered = true;
         }
         let wd = local_date(t).weekday();
@@ -520,6 +520,17 @@ impl Gen {
                     EventType::ActivityReserved,
                     json!({"activity_id": activity}),
                 );
+                if u.notify_subscribed {
+                    // The reminder, a service notification ten minutes before the start.
+                    let remind = at_local(friday, 11, 50) + self.secs(0, 60);
+                    self.emit(
+                        u,
+                        Channel::Mp,
+                        remind,
+                        EventType::MpNotifySent,
+                        json!({"template_id": "ACTIVITY_START", "purpose": "activity_reminder"}),
+                    );
+                }
                 if self.rng.gen_bool(0.6) {
                     let join = at_local(friday, 12, 0) + self.secs(0, 300);
                     self.emit(
@@ -529,9 +540,16 @@ impl Gen {
                         EventType::ActivityJoined,
                         json!({"activity_id": activity, "kind": "seckill"}),
                     );
+                    if self.rng.gen_bool(0.7) {
+                        let t = join + self.secs(5, 60);
+                        self.order(u, t, 1, Some(&activity));
+                    }
                 }
                 u.reserved.push(activity);
             }
+        }
+        if matches!(wd, Weekday::Sat | Weekday::Sun) && self.rng.gen_bool(0.06) {
+            t = self.groupbuy(u, t);
         }
         if self.rng.gen_bool(0.004) {
             t += self.secs(2, 20);
@@ -575,6 +593,37 @@ impl Gen {
         t
     }
 
+    /// The weekend group-buy (拼团): the person opens a group of three and pays; friends (not
+    /// simulated) fill most groups within minutes, and the merchant's backend then reports the
+    /// group complete, naming the leader.
+    fn groupbuy(&mut self, u: &mut User, at: DateTime<Utc>) -> DateTime<Utc> {
+        let d = local_date(at);
+        let saturday = d - Duration::days(i64::from(d.weekday().num_days_from_monday()) - 5);
+        let activity = format!("groupbuy-{}", saturday.format("%Y%m%d"));
+        let group = format!("g{:010}", self.ids.gen_range(0..10_000_000_000u64));
+        let mut t = at + self.secs(2, 20);
+        self.emit(
+            u,
+            Channel::Mp,
+            t,
+            EventType::ActivityJoined,
+            json!({"activity_id": activity, "kind": "groupbuy", "group_id": group}),
+        );
+        t += self.secs(10, 60);
+        t = self.order(u, t, 1, Some(&activity));
+        if self.rng.gen_bool(0.7) {
+            let full = t + self.secs(60, 1800);
+            self.emit(
+                u,
+                Channel::Mp,
+                full,
+                EventType::ActivityGroupCompleted,
+                json!({"activity_id": activity, "group_id": group}),
+            );
+        }
+        t
+    }
+
     pub fn follow(&mut self, u: &mut User, at: DateTime<Utc>, via: &str, qrscene: Option<String>) {
         u.on_oa = true;
         u.following = true;
@@ -607,8 +656,15 @@ impl Gen {
         self.push(at, EventType::MemberIdentified, user, json!({}));
     }
 
-    /// An order placed, paid (mostly), its notice, and now and then a refund.
-    fn order(&mut self, u: &mut User, at: DateTime<Utc>, depth: u8) -> DateTime<Utc> {
+    /// An order placed, paid (mostly), its notice, and now and then a refund; `activity`: the
+    /// campaign it belongs to (`order.placed.props.activity_id`).
+    fn order(
+        &mut self,
+        u: &mut User,
+        at: DateTime<Utc>,
+        depth: u8,
+        activity: Option<&str>,
+    ) -> DateTime<Utc> {
         let order_id = format!(
             "{}{:08}",
             local_date(at).format("%Y%m%d"),
@@ -634,13 +690,11 @@ impl Gen {
         if coupon.is_some() {
             amount = (amount - 500).max(100);
         }
-        self.emit(
-            u,
-            Channel::Mp,
-            at,
-            EventType::OrderPlaced,
-            json!({"order_id": order_id, "amount_fen": amount, "items": items}),
-        );
+        let mut placed = json!({"order_id": order_id, "amount_fen": amount, "items": items});
+        if let Some(a) = activity {
+            placed["activity_id"] = json!(a);
+        }
+        self.emit(u, Channel::Mp, at, EventType::OrderPlaced, placed);
         let mut t = at;
         if let Some(c) = coupon {
             t += ms(300);
@@ -725,14 +779,27 @@ impl Gen {
             } else {
                 "system_failed"
             };
+            // The A/B test of the notice's wording: a member always gets the same variant.
+            let treatment = mix(u
+                .oa_openid
+                .bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))))
+                % 2
+                == 1;
+            let (variant, rate) = if treatment {
+                ("pickup_code", 0.18)
+            } else {
+                ("control", 0.14)
+            };
             self.emit(
                 u,
                 Channel::Oa,
                 sent,
                 EventType::OaTemplateSent,
-                json!({"template_id": "ORDER_READY", "msg_id": msg_id, "purpose": "order_ready", "status": status}),
+                json!({"template_id": "ORDER_READY", "msg_id": msg_id, "purpose": "order_ready", "status": status,
+                       "experiment": TEMPLATE_EXPERIMENT, "variant": variant}),
             );
-            if status == "success" && self.rng.gen::<f64>() < 0.14 * u.click {
+            if status == "success" && self.rng.gen::<f64>() < rate * u.click {
                 let t = sent + self.secs(30, 2400);
                 self.emit(
                     u,
@@ -740,7 +807,8 @@ impl Gen {
                     t,
                     EventType::OaTemplateClick,
                     json!({"template_id": "ORDER_READY", "msg_id": msg_id,
-                           "target": format!("{page}?from=template&type=order_ready&order_id={order_id}")}),
+                           "target": format!("{page}?from=template&type=order_ready&order_id={order_id}"),
+                           "experiment": TEMPLATE_EXPERIMENT, "variant": variant}),
                 );
                 if u.uses_mp {
                     let t = t + self.secs(1, 4);
@@ -763,7 +831,7 @@ impl Gen {
                 Channel::Mp,
                 sent,
                 EventType::MpNotifySent,
-                json!({"template_id": "ORDER_READY_SUB"}),
+                json!({"template_id": "ORDER_READY_SUB", "purpose": "order_ready"}),
             );
             if self.rng.gen::<f64>() < 0.18 * u.click {
                 let t = sent + self.secs(30, 2400);
@@ -790,6 +858,9 @@ impl Gen {
         }
     }
 }
+
+/// The A/B test of the order notice's (template message's) wording.
+pub const TEMPLATE_EXPERIMENT: &str = "order_ready_copy";
 
 /// An article of the OA.
 pub(crate) struct Article {

@@ -155,6 +155,8 @@ pub struct Metrics {
     pub follower: Vec<liandong_projections::read::Cohort30d>,
     pub weekly: Vec<liandong_projections::read::WeeklyRetention>,
     pub ab: Vec<liandong_projections::read::AbRow>,
+    pub messages: Vec<liandong_projections::read::MessageDay>,
+    pub activities: Vec<liandong_projections::read::ActivityRow>,
     /// `member_interest`, ordered by member and category.
     pub interest: Vec<liandong_projections::member_interest::InterestRow>,
 }
@@ -228,7 +230,17 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
     let mut repurchase: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     let mut follower: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     let mut cohorts: BTreeMap<NaiveDate, Vec<BTreeSet<NaiveDate>>> = BTreeMap::new();
-    let mut exposures: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut exposures: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
+    let mut messages: BTreeMap<(NaiveDate, String, String), [i64; 5]> = BTreeMap::new();
+    let mut activity: BTreeMap<String, [i64; 7]> = BTreeMap::new();
+    let mut groups_started: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut groups_completed: BTreeSet<(String, String)> = BTreeSet::new();
+    let amount = |e: &Event| {
+        e.props
+            .get("amount_fen")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0) as i64
+    };
     for (m, evs) in &members {
         let mut paid: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         for e in evs.iter().filter(|e| e.event_type == EventType::OrderPaid) {
@@ -326,31 +338,174 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
         if let Some(first) = weeks.first() {
             cohorts.entry(*first).or_default().push(weeks.clone());
         }
-        // Experiments.
-        let mut seen: BTreeMap<String, (BTreeSet<String>, DateTime<Utc>)> = BTreeMap::new();
-        for e in evs
-            .iter()
-            .filter(|e| e.event_type == EventType::OaMenuExposure && !s(e, "experiment").is_empty())
-        {
-            seen.entry(s(e, "experiment"))
-                .or_insert_with(|| (BTreeSet::new(), e.occurred_utc()))
-                .0
-                .insert(s(e, "variant"));
-        }
-        for (x, (variants, first)) in seen {
-            if variants.len() != 1 {
-                continue;
+        // Messages: per channel, template and day with a send, the earliest send s of the day.
+        for (channel, sent, click, from) in [
+            (
+                "oa_template",
+                EventType::OaTemplateSent,
+                EventType::OaTemplateClick,
+                "template",
+            ),
+            (
+                "mp_notify",
+                EventType::MpNotifySent,
+                EventType::MpNotifyClick,
+                "subscribe_msg",
+            ),
+        ] {
+            let mut sends: BTreeMap<(String, NaiveDate), (DateTime<Utc>, bool)> = BTreeMap::new();
+            for e in evs.iter().filter(|e| e.event_type == sent) {
+                let ok = s(e, "status").is_empty() || s(e, "status") == "success";
+                let x = sends
+                    .entry((s(e, "template_id"), day(e)))
+                    .or_insert((e.occurred_utc(), false));
+                x.0 = x.0.min(e.occurred_utc());
+                x.1 |= ok;
             }
-            let v = variants.into_iter().next().unwrap_or_default();
-            let clicked = evs.iter().any(|e| {
-                e.event_type == EventType::OaMenuClick
-                    && s(e, "experiment") == x
-                    && s(e, "variant") == v
-                    && e.occurred_utc() >= first
-            });
-            let c = exposures.entry((x, v)).or_default();
-            c.0 += 1;
-            c.1 += clicked as i64;
+            for ((template, d), (first, delivered)) in sends {
+                let window = |e: &&&Event| {
+                    e.occurred_utc() >= first && e.occurred_utc() < first + Duration::hours(72)
+                };
+                let k = evs
+                    .iter()
+                    .filter(|e| e.event_type == click && s(e, "template_id") == template)
+                    .filter(window)
+                    .map(|e| e.occurred_utc())
+                    .min();
+                let visited = evs
+                    .iter()
+                    .filter(|e| {
+                        e.event_type == EventType::MpVisit
+                            && e.resolved_from().as_deref() == Some(from)
+                    })
+                    .any(|e| window(&e));
+                let converted = k.is_some_and(|k| {
+                    paid.values()
+                        .any(|p| k <= *p && *p < first + Duration::days(7))
+                });
+                let c = messages
+                    .entry((d, channel.to_owned(), template))
+                    .or_default();
+                c[0] += 1;
+                c[1] += delivered as i64;
+                c[2] += k.is_some() as i64;
+                c[3] += visited as i64;
+                c[4] += converted as i64;
+            }
+        }
+        // Campaigns: the member's reservations, joins, groups and campaign orders.
+        let mut named: BTreeMap<String, (Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+            BTreeMap::new();
+        let mut order_activities: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for e in evs.iter() {
+            let a = s(e, "activity_id");
+            match e.event_type {
+                EventType::ActivityReserved => {
+                    let x = named.entry(a).or_default();
+                    x.0 = Some(x.0.map_or(e.occurred_utc(), |t| t.min(e.occurred_utc())));
+                }
+                EventType::ActivityJoined => {
+                    if s(e, "kind") == "groupbuy" && !s(e, "group_id").is_empty() {
+                        groups_started.insert((a.clone(), s(e, "group_id")));
+                    }
+                    let x = named.entry(a).or_default();
+                    x.1 = Some(x.1.map_or(e.occurred_utc(), |t| t.min(e.occurred_utc())));
+                }
+                EventType::ActivityGroupCompleted => {
+                    groups_completed.insert((a.clone(), s(e, "group_id")));
+                    named.entry(a).or_default();
+                }
+                EventType::OrderPlaced if !a.is_empty() => {
+                    order_activities
+                        .entry(s(e, "order_id"))
+                        .or_default()
+                        .insert(a.clone());
+                    named.entry(a).or_default();
+                }
+                _ => {}
+            }
+        }
+        let mut first_paid: BTreeMap<String, i64> = BTreeMap::new();
+        for e in evs.iter().filter(|e| e.event_type == EventType::OrderPaid) {
+            first_paid.entry(s(e, "order_id")).or_insert(amount(e));
+        }
+        let mut campaign_orders: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for (o, activities) in &order_activities {
+            let Some(paid_fen) = first_paid.get(o) else {
+                continue;
+            };
+            let refunded: i64 = evs
+                .iter()
+                .filter(|e| e.event_type == EventType::OrderRefunded && s(e, "order_id") == *o)
+                .map(|e| amount(e))
+                .sum();
+            for a in activities {
+                let x = campaign_orders.entry(a.clone()).or_default();
+                x.0 += 1;
+                x.1 += paid_fen - refunded;
+            }
+        }
+        for (a, (reserved, joined)) in named {
+            let c = activity.entry(a.clone()).or_default();
+            c[0] += reserved.is_some() as i64;
+            c[1] += joined.is_some() as i64;
+            c[2] += matches!((reserved, joined), (Some(r), Some(j)) if r <= j) as i64;
+            c[3] += joined.is_some_and(|j| {
+                guided_times
+                    .iter()
+                    .any(|g| *g <= j && j < *g + Duration::hours(24))
+            }) as i64;
+            let (orders, revenue) = campaign_orders.get(&a).copied().unwrap_or_default();
+            c[4] += orders;
+            c[5] += (orders > 0) as i64;
+            c[6] += revenue;
+        }
+        // Experiments, on the surface of their exposure type; the click type of that surface.
+        const SURFACES: [(&str, EventType, EventType); 5] = [
+            ("menu", EventType::OaMenuExposure, EventType::OaMenuClick),
+            (
+                "article",
+                EventType::OaArticleRead,
+                EventType::OaArticleClick,
+            ),
+            (
+                "template",
+                EventType::OaTemplateSent,
+                EventType::OaTemplateClick,
+            ),
+            (
+                "follow_prompt",
+                EventType::MpFollowPromptShown,
+                EventType::MpFollowPromptClick,
+            ),
+            ("notify", EventType::MpNotifySent, EventType::MpNotifyClick),
+        ];
+        for (surface, exposure, click) in SURFACES {
+            let mut seen: BTreeMap<String, (BTreeSet<String>, DateTime<Utc>)> = BTreeMap::new();
+            for e in evs
+                .iter()
+                .filter(|e| e.event_type == exposure && !s(e, "experiment").is_empty())
+            {
+                seen.entry(s(e, "experiment"))
+                    .or_insert_with(|| (BTreeSet::new(), e.occurred_utc()))
+                    .0
+                    .insert(s(e, "variant"));
+            }
+            for (x, (variants, first)) in seen {
+                if variants.len() != 1 {
+                    continue;
+                }
+                let v = variants.into_iter().next().unwrap_or_default();
+                let clicked = evs.iter().any(|e| {
+                    e.event_type == click
+                        && s(e, "experiment") == x
+                        && s(e, "variant") == v
+                        && e.occurred_utc() >= first
+                });
+                let c = exposures.entry((surface.to_owned(), x, v)).or_default();
+                c.0 += 1;
+                c.1 += clicked as i64;
+            }
         }
     }
 
@@ -369,17 +524,18 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
             });
         }
     }
-    let mut by_experiment: BTreeMap<String, Vec<liandong_projections::ab::VariantCounts>> =
-        BTreeMap::new();
-    for ((x, v), (exposed, clicked)) in exposures {
-        by_experiment
-            .entry(x)
-            .or_default()
-            .push(liandong_projections::ab::VariantCounts {
+    let mut by_experiment: BTreeMap<
+        (String, String),
+        Vec<liandong_projections::ab::VariantCounts>,
+    > = BTreeMap::new();
+    for ((surface, x, v), (exposed, clicked)) in exposures {
+        by_experiment.entry((surface, x)).or_default().push(
+            liandong_projections::ab::VariantCounts {
                 variant: v,
                 exposed,
                 clicked,
-            });
+            },
+        );
     }
     let cohort = |m: BTreeMap<NaiveDate, (i64, i64)>| -> Vec<Cohort30d> {
         m.into_iter()
@@ -455,7 +611,38 @@ pub fn metrics(events: &[Event], tz: Tz, today: chrono::NaiveDate) -> Metrics {
         weekly,
         ab: by_experiment
             .iter()
-            .flat_map(|(x, v)| liandong_projections::ab::readout(x, v))
+            .flat_map(|((surface, x), v)| liandong_projections::ab::readout(surface, x, v))
+            .collect(),
+        messages: messages
+            .into_iter()
+            .map(|((d, channel, template_id), c)| MessageDay {
+                day: d.to_string(),
+                channel,
+                template_id,
+                sent_users: c[0],
+                delivered_users: c[1],
+                clicked_users: c[2],
+                visit_users: c[3],
+                converted_users: c[4],
+            })
+            .collect(),
+        activities: activity
+            .into_iter()
+            .map(|(a, c)| ActivityRow {
+                groups_started: groups_started.iter().filter(|(x, _)| *x == a).count() as i64,
+                groups_completed: groups_started
+                    .iter()
+                    .filter(|g| g.0 == a && groups_completed.contains(*g))
+                    .count() as i64,
+                activity_id: a,
+                reserved_users: c[0],
+                joined_users: c[1],
+                reserved_joined_users: c[2],
+                guided_joined_users: c[3],
+                orders_paid: c[4],
+                order_users: c[5],
+                revenue_fen: c[6],
+            })
             .collect(),
         interest: interest
             .into_iter()
@@ -497,7 +684,11 @@ pub async fn stored_metrics(store: &liandong_store::ReadStore) -> Metrics {
         weekly: weekly_retention(store, all)
             .await
             .expect("retention_weekly"),
-        ab: ab_readout(store, None).await.expect("ab_readout"),
+        ab: ab_readout(store, None, None).await.expect("ab_readout"),
+        messages: message_daily(store, all, None, None)
+            .await
+            .expect("metric_message_daily"),
+        activities: activities(store, None).await.expect("metric_activity"),
         interest: {
             let mut rows = liandong_projections::member_interest::read(store, None)
                 .await

@@ -1,7 +1,12 @@
 //! A deterministic generator of realistic tracking traffic for tests and benchmarks: members
 //! seen on the OA, the MP or both, openids whose unionid binding arrives late, visits from
 //! menus, articles, templates and other scenes, follows and unfollows, orders paid (some twice)
-//! and refunded. Every event it makes is valid; `invalid_events` makes ones that are not.
+//! and refunded; template messages and service notifications with their clicks, visits and
+//! orders, campaigns with reservations, joins, group-buy groups and campaign orders, and A/B
+//! tests on every surface — with events placed exactly on the windows' edges (a click or a
+//! visit 72 hours after the send, a payment 7 days after it, a guided visit 24 hours before a
+//! join) and just inside them. Every event it makes is valid; `invalid_events` makes ones that
+//! are not.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -55,6 +60,7 @@ pub fn events(shape: &Shape) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(shape.seed);
     let mut out = Vec::new();
     let span = (shape.days * 86_400).max(1);
+    let mut members = Vec::new();
     for m in 0..shape.members {
         let kind = rng.gen_range(0..10);
         let member = Member {
@@ -217,9 +223,325 @@ pub fn events(shape: &Shape) -> Vec<Value> {
                 }
             }
         }
+        members.push(member);
     }
+    // Messages and campaigns come from a generator of their own, so the traffic above stays
+    // what it was for a given seed.
+    messages_and_campaigns(shape, &members, &mut out);
     out.sort_by(|a, b| a["occurred_at"].as_str().cmp(&b["occurred_at"].as_str()));
     out
+}
+
+/// Template messages, service notifications and campaigns of some members, with A/B tests on
+/// the article, template, follow-prompt and notify surfaces, and events on the windows' edges.
+fn messages_and_campaigns(shape: &Shape, members: &[Member], out: &mut Vec<Value>) {
+    let mut rng = StdRng::seed_from_u64(shape.seed ^ 0x5eed_0014);
+    let span = (shape.days * 86_400).max(1);
+    let ms = Duration::milliseconds;
+    let hours = Duration::hours;
+    let push = |rng: &mut StdRng,
+                out: &mut Vec<Value>,
+                m: &Member,
+                mp: bool,
+                at: DateTime<Utc>,
+                ty: &str,
+                props: Value| {
+        let mut user = serde_json::Map::new();
+        if let Some(u) = &m.unionid {
+            if rng.gen_bool(0.15) {
+                user.insert("unionid".into(), json!(u));
+            }
+        }
+        match (&m.oa, &m.mp) {
+            (Some(o), _) if !mp || m.mp.is_none() => user.insert("oa_openid".into(), json!(o)),
+            (_, Some(o)) => user.insert("mp_openid".into(), json!(o)),
+            (Some(o), None) => user.insert("oa_openid".into(), json!(o)),
+            (None, None) => None,
+        };
+        let at = at.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("+08:00"));
+        let mut ev = json!({
+            "event_id": id(rng, shape.seed),
+            "type": ty,
+            "occurred_at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            "user": user,
+        });
+        if props.as_object().is_some_and(|p| !p.is_empty()) {
+            ev["props"] = props;
+        }
+        out.push(ev);
+    };
+    for (i, m) in members.iter().enumerate() {
+        let base = shape.start + Duration::seconds(rng.gen_range(0..span));
+        let variant = if i % 2 == 0 { "control" } else { "b" };
+        // A message: a template message to a member on the OA, else a service notification.
+        if i % 3 != 2 {
+            let oa = m.oa.is_some() && (m.mp.is_none() || rng.gen_bool(0.5));
+            let (sent, click, from) = if oa {
+                ("oa.template.sent", "oa.template.click", "template")
+            } else {
+                ("mp.notify.sent", "mp.notify.click", "subscribe_msg")
+            };
+            let template = ["t_order", "t_promo"][rng.gen_range(0..2)];
+            let experiment = if oa { "tpl_copy" } else { "notify_time" };
+            let props = |extra: Value| {
+                let mut p =
+                    json!({"template_id": template, "experiment": experiment, "variant": variant});
+                if let (Some(p), Value::Object(e)) = (p.as_object_mut(), extra) {
+                    p.extend(e);
+                }
+                p
+            };
+            let s = base;
+            let status = match rng.gen_range(0..6) {
+                0 => json!({"status": "user_block"}),
+                1 => json!({"status": "system_failed"}),
+                2 => json!({}),
+                _ => json!({"status": "success"}),
+            };
+            push(
+                &mut rng,
+                out,
+                m,
+                !oa,
+                s,
+                sent,
+                props(if oa { status } else { json!({}) }),
+            );
+            if rng.gen_bool(0.3) {
+                // A second send later the same day (or the next): the earliest decides.
+                let later = s + hours(rng.gen_range(1..30));
+                push(
+                    &mut rng,
+                    out,
+                    m,
+                    !oa,
+                    later,
+                    sent,
+                    props(json!({"status": "success"})),
+                );
+            }
+            // The click: well inside, just inside, or exactly on the 72-hour edge.
+            let k = match rng.gen_range(0..5) {
+                0 => None,
+                1 => Some(s + hours(72)),
+                2 => Some(s + hours(72) - ms(1)),
+                _ => Some(s + Duration::minutes(rng.gen_range(1..600))),
+            };
+            if let Some(k) = k {
+                push(&mut rng, out, m, !oa, k, click, props(json!({})));
+                if m.mp.is_some() && rng.gen_bool(0.7) {
+                    let visit_at = if rng.gen_bool(0.2) {
+                        s + hours(72)
+                    } else {
+                        k + ms(1500)
+                    };
+                    let by_scene = rng.gen_bool(0.5);
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        visit_at,
+                        "mp.visit",
+                        json!({"page": "pages/order/detail"}),
+                    );
+                    if let Some(last) = out.last_mut() {
+                        // The landing names its message by source or by scene (1043, 1014).
+                        match (by_scene, from) {
+                            (true, "template") => last["scene"] = json!(1043),
+                            (true, _) => last["scene"] = json!(1014),
+                            (false, _) => last["source"] = json!(format!("from={from}")),
+                        }
+                    }
+                }
+                // The payment: inside the 7 days, just inside, or exactly on the edge.
+                if rng.gen_bool(0.6) {
+                    let p = match rng.gen_range(0..4) {
+                        0 => s + Duration::days(7),
+                        1 => s + Duration::days(7) - ms(1),
+                        _ => k + hours(rng.gen_range(1..48)),
+                    };
+                    let order = format!("mo{}_{i}", shape.seed);
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        p - Duration::minutes(2),
+                        "order.placed",
+                        json!({"order_id": order, "amount_fen": 2600}),
+                    );
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        p,
+                        "order.paid",
+                        json!({"order_id": order, "amount_fen": 2600}),
+                    );
+                }
+            }
+            // Articles and the follow prompt: A/B tests of their own surfaces.
+            let (exposure, click, props) = if oa {
+                (
+                    "oa.article.read",
+                    "oa.article.click",
+                    json!({"article_id": "a_ab", "link": "card", "experiment": "card_style", "variant": variant}),
+                )
+            } else {
+                (
+                    "mp.follow_prompt.shown",
+                    "mp.follow_prompt.click",
+                    json!({"placement": "home", "experiment": "prompt_copy", "variant": variant}),
+                )
+            };
+            push(&mut rng, out, m, !oa, s + hours(2), exposure, props.clone());
+            if rng.gen_bool(if variant == "b" { 0.6 } else { 0.3 }) {
+                let at = s + hours(2) + ms(rng.gen_range(0..60_000));
+                push(&mut rng, out, m, !oa, at, click, props);
+            }
+        }
+        // A campaign: reservations, joins (group-buys in shared groups), campaign orders.
+        if i % 4 != 3 {
+            let activity = format!("act{}_{}", shape.seed, i % 3);
+            let j = base + hours(rng.gen_range(0..48));
+            match rng.gen_range(0..4) {
+                0 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j - hours(24),
+                    "mp.visit",
+                    json!({"page": "pages/index/index"}),
+                ),
+                1 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j - hours(24) + ms(1),
+                    "mp.visit",
+                    json!({"page": "pages/index/index"}),
+                ),
+                2 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j,
+                    "mp.visit",
+                    json!({"page": "pages/index/index"}),
+                ),
+                _ => {}
+            }
+            if let Some(last) = out.last_mut().filter(|e| e["type"] == "mp.visit") {
+                last["source"] = json!("from=menu&type=home");
+            }
+            match rng.gen_range(0..4) {
+                0 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j - hours(30),
+                    "activity.reserved",
+                    json!({"activity_id": activity}),
+                ),
+                1 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j,
+                    "activity.reserved",
+                    json!({"activity_id": activity}),
+                ),
+                2 => push(
+                    &mut rng,
+                    out,
+                    m,
+                    true,
+                    j + ms(1),
+                    "activity.reserved",
+                    json!({"activity_id": activity}),
+                ),
+                _ => {}
+            }
+            if rng.gen_bool(0.8) {
+                let group = format!("g{}_{}", shape.seed, i / 2);
+                let kind = if rng.gen_bool(0.7) {
+                    "groupbuy"
+                } else {
+                    "seckill"
+                };
+                let mut props = json!({"activity_id": activity, "kind": kind});
+                if kind == "groupbuy" {
+                    props["group_id"] = json!(group);
+                }
+                push(&mut rng, out, m, true, j, "activity.joined", props.clone());
+                if rng.gen_bool(0.2) {
+                    // A second join later: the earliest decides.
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        j + hours(5),
+                        "activity.joined",
+                        props,
+                    );
+                }
+                if kind == "groupbuy" && i % 2 == 0 && rng.gen_bool(0.6) {
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        j + hours(1),
+                        "activity.group_completed",
+                        json!({"activity_id": activity, "group_id": group}),
+                    );
+                }
+                if rng.gen_bool(0.6) {
+                    let order = format!("ao{}_{i}", shape.seed);
+                    let amount = 100 * rng.gen_range(10..90);
+                    push(
+                        &mut rng,
+                        out,
+                        m,
+                        true,
+                        j + Duration::minutes(3),
+                        "order.placed",
+                        json!({"order_id": order, "amount_fen": amount, "activity_id": activity}),
+                    );
+                    if rng.gen_bool(0.85) {
+                        push(
+                            &mut rng,
+                            out,
+                            m,
+                            true,
+                            j + Duration::minutes(5),
+                            "order.paid",
+                            json!({"order_id": order, "amount_fen": amount}),
+                        );
+                        if rng.gen_bool(0.2) {
+                            push(
+                                &mut rng,
+                                out,
+                                m,
+                                true,
+                                j + hours(3),
+                                "order.refunded",
+                                json!({"order_id": order, "amount_fen": 300}),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The same events in a shuffled order, with some sent twice: what a real stream of retries,
