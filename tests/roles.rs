@@ -22,11 +22,12 @@ use liandong_vault::{MasterKey, Purpose, Vault};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const KEYS: [(Role, &str); 5] = [
+const KEYS: [(Role, &str); 6] = [
     (Role::Ingest, "roles-ingest-key-0123456789"),
     (Role::Client, "roles-client-key-0123456789"),
     (Role::Analyst, "roles-analyst-key-0123456789"),
     (Role::Support, "roles-support-key-0123456789"),
+    (Role::Decide, "roles-decide-key-0123456789"),
     (Role::Admin, "roles-admin-key-0123456789"),
 ];
 /// The OS user the command line runs as: the audit trail names it.
@@ -98,8 +99,13 @@ const ANY_KEY: &[Role] = &[
     Role::Client,
     Role::Analyst,
     Role::Support,
+    Role::Decide,
     Role::Admin,
 ];
+/// The apps acting on a member in real time: decisions only.
+const DECIDE: &[Role] = &[Role::Decide, Role::Admin];
+/// A member's interests: the apps, and support.
+const INTERESTS: &[Role] = &[Role::Decide, Role::Support, Role::Admin];
 /// Who sends events: a client key too (within its scope: client-observable events only).
 const INGEST: &[Role] = &[Role::Ingest, Role::Client, Role::Admin];
 
@@ -238,6 +244,32 @@ fn endpoints() -> Vec<Endpoint> {
             "/v1/members/{member_key}",
             Access::Roles(SUPPORT),
             Request::Build(|_| (format!("/v1/members/mp:{READ_MEMBER}"), None)),
+            200,
+        ),
+        row(
+            Method::GET,
+            "/v1/members/{member_key}/follow-prompt",
+            Access::Roles(DECIDE),
+            Request::Build(|_| (format!("/v1/members/mp:{READ_MEMBER}/follow-prompt"), None)),
+            200,
+        ),
+        row(
+            Method::GET,
+            "/v1/members/{member_key}/channel",
+            Access::Roles(DECIDE),
+            Request::Build(|_| {
+                (
+                    format!("/v1/members/mp:{READ_MEMBER}/channel?purpose=service&urgent=true"),
+                    None,
+                )
+            }),
+            200,
+        ),
+        row(
+            Method::GET,
+            "/v1/members/{member_key}/interests",
+            Access::Roles(INTERESTS),
+            Request::Build(|_| (format!("/v1/members/mp:{READ_MEMBER}/interests"), None)),
             200,
         ),
         row(
@@ -702,8 +734,21 @@ async fn roles_and_keys(database_url: Option<String>) {
     // hash; refused reads left none.
     let vault = Vault::new(MasterKey::parse_base64(&setup.master_key).unwrap());
     let read_ref = vault.keyed_hash(Purpose::Audit, &format!("mp:{READ_MEMBER}"));
-    let reads = of("member.read");
+    let reads: Vec<&Value> = of("member.read")
+        .into_iter()
+        .filter(|e| e["endpoint"] == "GET /v1/members/{member_key}")
+        .collect();
     let readers = &allowed_calls["/v1/members/{member_key}"];
+    // A person reading a member's interests is recorded too; the apps' own calls are not.
+    let interest_reads = of("member.read")
+        .into_iter()
+        .filter(|e| e["endpoint"] == "GET /v1/members/{member_key}/interests")
+        .count();
+    let people = allowed_calls["/v1/members/{member_key}/interests"]
+        .iter()
+        .filter(|c| c.role() != Some(Role::Decide))
+        .count();
+    assert_eq!(interest_reads, people);
     assert_eq!(reads.len(), readers.len());
     let mut expected_readers: Vec<String> = readers
         .iter()
@@ -740,7 +785,10 @@ async fn roles_and_keys(database_url: Option<String>) {
             admin,
         )
         .await;
-    assert_eq!(page["entries"].as_array().unwrap().len(), reads.len());
+    assert_eq!(
+        page["entries"].as_array().unwrap().len(),
+        reads.len() + interest_reads
+    );
     let shown = serde_json::to_string(&trail).unwrap();
     assert!(
         !shown.contains("o_roles_"),

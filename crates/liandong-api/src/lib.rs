@@ -4,6 +4,7 @@
 //! endpoints, generated from the handlers and types below so it cannot drift from them.
 
 pub mod audit;
+pub mod decisions;
 pub mod metrics;
 pub mod personal;
 pub mod redact;
@@ -208,14 +209,18 @@ fn bad_query(text: &str) -> ApiError {
         whoami,
         audit::list,
         liandong_ingest::erase::post_erase,
+        decisions::get_follow_prompt,
+        decisions::get_channel,
+        decisions::get_interests,
     ),
-    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure, decisions::FollowPrompt, decisions::ChannelAnswer, decisions::Interests, decisions::Interest, decisions::PromptReason, decisions::Purpose, decisions::Channel, decisions::ChannelReason)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
         (name = "keys", description = "What the caller's key is"),
         (name = "audit", description = "The audit trail: member reads, erasures, key changes"),
-        (name = "members", description = "One member: erasure")
+        (name = "members", description = "One member: erasure"),
+        (name = "decisions", description = "For the apps (keys of role decide): the follow prompt, the channel, the member's interests")
     )
 )]
 pub struct ApiDoc;
@@ -254,6 +259,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/status", get(status))
         .route("/v1/members/{member_key}", get(member))
+        .route(
+            "/v1/members/{member_key}/follow-prompt",
+            get(decisions::get_follow_prompt),
+        )
+        .route(
+            "/v1/members/{member_key}/channel",
+            get(decisions::get_channel),
+        )
+        .route(
+            "/v1/members/{member_key}/interests",
+            get(decisions::get_interests),
+        )
         .route("/v1/metrics/menu-entries", get(metrics::menu_entries))
         .route("/v1/metrics/articles", get(metrics::articles))
         .route("/v1/metrics/linkage", get(metrics::linkage))
@@ -304,13 +321,7 @@ async fn ready(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-const ANY_ROLE: &[Role] = &[
-    Role::Ingest,
-    Role::Client,
-    Role::Analyst,
-    Role::Support,
-    Role::Admin,
-];
+const ANY_ROLE: &[Role] = &Role::ALL;
 
 /// Who may read `/v1/status`: every role that reads (an `ingest` key only sends events).
 const STATUS_ROLES: &[Role] = &[Role::Analyst, Role::Support];
@@ -333,7 +344,7 @@ async fn status(State(s): State<ApiState>, headers: HeaderMap) -> Result<Respons
 /// The role of the caller's key: what a client (the dashboard) may show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
-    /// `ingest`, `analyst`, `support` or `admin`.
+    /// `ingest`, `client`, `analyst`, `support`, `decide` or `admin`.
     pub role: String,
     /// The key's public id (the first 12 hex digits of its SHA-256), as `liandong keys list`
     /// and the audit trail show it.

@@ -41,16 +41,21 @@ pub enum Role {
     Analyst,
     /// Looks up members, including their personal data.
     Support,
+    /// The OA server and the MP backend acting on a member in real time: the decisions (may we
+    /// show the follow prompt, which channel reaches the member) and the member's interests.
+    /// Never metrics, profiles or personal data.
+    Decide,
     /// Everything.
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Ingest,
         Role::Client,
         Role::Analyst,
         Role::Support,
+        Role::Decide,
         Role::Admin,
     ];
 
@@ -60,6 +65,7 @@ impl Role {
             Role::Client => "client",
             Role::Analyst => "analyst",
             Role::Support => "support",
+            Role::Decide => "decide",
             Role::Admin => "admin",
         }
     }
@@ -79,7 +85,7 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}, expected one of ingest, client, analyst, support, admin")]
+#[error("unknown role {0:?}, expected one of ingest, client, analyst, support, decide, admin")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

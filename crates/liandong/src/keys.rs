@@ -33,7 +33,7 @@ const MAX_LABEL_CHARS: usize = 200;
 pub enum KeysCommand {
     /// Makes a key and prints it once; only its SHA-256 digest is stored.
     Create {
-        /// ingest (POST /v1/events), client (a public key inside an app: client-observable events only), analyst (metrics), support (member lookup) or admin.
+        /// ingest (POST /v1/events), client (a public key inside an app: client-observable events only), analyst (metrics), support (member lookup), decide (the apps' real-time decisions: follow prompt, channel, interests) or admin.
         #[arg(long)]
         role: Role,
         /// What the key is for (who holds it), shown by `keys list`.

@@ -15,7 +15,8 @@ pub const TZ: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 /// One key per role (`LIANDONG_API_KEYS` syntax).
 pub const KEYS: &str = "ingest:ingest-key-0123456789,client:client-key-0123456789,\
                         analyst:analyst-key-0123456789,\
-                        support:support-key-0123456789,admin:admin-key-0123456789ab";
+                        support:support-key-0123456789,decide:decide-key-0123456789,\
+                        admin:admin-key-0123456789ab";
 
 /// The query API over HTTP; the server stops when this is dropped.
 pub struct Server {
