@@ -488,13 +488,17 @@ impl Gen {
         for _ in 0..self.rng.gen_range(1..=3) {
             t += self.secs(3, 40);
             let page = *pages.choose(&mut self.rng).expect("pages");
-            self.emit(
-                u,
-                Channel::Mp,
-                t,
-                EventType::MpPageView,
-                json!({"page": page}),
-            );
+            // What the page shows (member_interest): the menu is noodles, an item page one of
+            // the shop's categories; the cart shows none.
+            let props = match page {
+                "pages/menu/index" => json!({"page": page, "category": "面食"}),
+                "pages/item/detail" => {
+                    let c = ["面食", "饮品", "小吃"][t.timestamp().rem_euclid(3) as usize];
+                    json!({"page": page, "category": c})
+                }
+                _ => json!({"page": page}),
+            };
+            self.emit(u, Channel::Mp, t, EventType::MpPageView, props);
         }
         let mut ordered = false;
         if self.rng.gen::<f64>() < (landing.intent * u.buy).min(0.9) {
