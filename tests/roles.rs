@@ -291,6 +291,20 @@ fn endpoints() -> Vec<Endpoint> {
         metric("/v1/metrics/summary"),
         row(
             Method::GET,
+            "/v1/segments/count",
+            Access::Roles(ANALYST),
+            Request::Path("/v1/segments/count?following=false"),
+            200,
+        ),
+        row(
+            Method::GET,
+            "/v1/segments/members",
+            Access::Roles(ADMIN),
+            Request::Path("/v1/segments/members?active_within_days=30"),
+            200,
+        ),
+        row(
+            Method::GET,
             "/v1/audit",
             Access::Roles(ADMIN),
             Request::Path("/v1/audit?limit=5"),

@@ -19,6 +19,7 @@ pub mod read;
 pub mod retention_follower;
 pub mod retention_repurchase;
 pub mod retention_weekly;
+pub mod segments;
 pub(crate) use liandong_store::sql;
 pub mod time;
 mod traffic;

@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod metrics;
 pub mod personal;
 pub mod redact;
+pub mod segments;
 pub mod summary;
 
 use std::sync::{Arc, LazyLock};
@@ -212,14 +213,17 @@ fn bad_query(text: &str) -> ApiError {
         decisions::get_follow_prompt,
         decisions::get_channel,
         decisions::get_interests,
+        segments::count,
+        segments::members,
     ),
-    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure, decisions::FollowPrompt, decisions::ChannelAnswer, decisions::Interests, decisions::Interest, decisions::PromptReason, decisions::Purpose, decisions::Channel, decisions::ChannelReason)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure, decisions::FollowPrompt, decisions::ChannelAnswer, decisions::Interests, decisions::Interest, decisions::PromptReason, decisions::Purpose, decisions::Channel, decisions::ChannelReason, segments::SegmentCount, segments::SegmentMembers)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
         (name = "keys", description = "What the caller's key is"),
         (name = "audit", description = "The audit trail: member reads, erasures, key changes"),
         (name = "members", description = "One member: erasure"),
+        (name = "segments", description = "Members counted (analyst) or exported (admin, audited) by interest, following, activity, first from"),
         (name = "decisions", description = "For the apps (keys of role decide): the follow prompt, the channel, the member's interests")
     )
 )]
@@ -287,6 +291,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/metrics/messages", get(metrics::messages))
         .route("/v1/metrics/activities", get(metrics::activities))
         .route("/v1/metrics/summary", get(summary::summary))
+        .route("/v1/segments/count", get(segments::count))
+        .route("/v1/segments/members", get(segments::members))
         .route("/v1/whoami", get(whoami))
         .route("/v1/audit", get(audit::list))
         .with_state(state)

@@ -279,6 +279,62 @@ async fn decisions_and_interests(db: &TestStore) {
     let (_, b) = get(&api, "/v1/members/uNOBODY/interests", Some(Role::Decide)).await;
     assert_eq!(b["interests"], json!([]), "{b}");
 
+    // Segments: counts for analysts, keys for admins (audited).
+    let seg = |q: &str| format!("/v1/segments/count?{q}");
+    for (query, want) in [
+        ("", 3),
+        ("interest=烘焙", 1),
+        ("interest=咖啡&following=false", 1),
+        ("following=true", 1),
+        ("following=false&active_within_days=1", 2),
+        ("interest=玩具&following=true", 0),
+    ] {
+        let (s, b) = get(&api, &seg(query), Some(Role::Analyst)).await;
+        assert_eq!(
+            (s, b["members"].as_i64()),
+            (StatusCode::OK, Some(want)),
+            "{query}: {b}"
+        );
+    }
+    let (s, b) = get(
+        &api,
+        "/v1/segments/count?following=maybe",
+        Some(Role::Analyst),
+    )
+    .await;
+    assert_eq!(
+        (s, b["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("following")),
+        "{b}"
+    );
+    let (s, _) = get(
+        &api,
+        "/v1/segments/members?following=false",
+        Some(Role::Analyst),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = get(
+        &api,
+        "/v1/segments/members?following=false",
+        Some(Role::Admin),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["member_keys"], json!(["mp:mQUIET", "oa:oREADER"]), "{b}");
+    let (_, trail) = get(&api, "/v1/audit?limit=100", Some(Role::Admin)).await;
+    let exports: Vec<&Value> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "segment.export")
+        .collect();
+    assert_eq!(exports.len(), 1, "one entry per export: {trail}");
+    assert!(
+        !serde_json::to_string(&exports).unwrap().contains("mQUIET"),
+        "the exported keys are not in the trail"
+    );
+
     // The apps' key reads nothing else; other roles get no decisions.
     let (s, _) = get(&api, "/v1/members/uFOLLOW", Some(Role::Decide)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);

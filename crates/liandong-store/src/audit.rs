@@ -17,6 +17,8 @@ pub mod action {
     pub const MEMBER_READ: &str = "member.read";
     /// An erasure request (`POST /v1/members/{key}/erase`).
     pub const MEMBER_ERASE: &str = "member.erase";
+    /// An export of a segment's member keys (`GET /v1/segments/members`).
+    pub const SEGMENT_EXPORT: &str = "segment.export";
     /// `liandong keys create`.
     pub const KEY_CREATE: &str = "key.create";
     /// `liandong keys revoke`.
