@@ -289,6 +289,7 @@ fn endpoints() -> Vec<Endpoint> {
         metric("/v1/metrics/messages"),
         metric("/v1/metrics/activities"),
         metric("/v1/metrics/summary"),
+        metric("/v1/reports/review"),
         row(
             Method::GET,
             "/v1/segments/count",

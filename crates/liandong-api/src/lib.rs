@@ -8,6 +8,7 @@ pub mod decisions;
 pub mod metrics;
 pub mod personal;
 pub mod redact;
+pub mod review;
 pub mod segments;
 pub mod summary;
 
@@ -213,10 +214,11 @@ fn bad_query(text: &str) -> ApiError {
         decisions::get_follow_prompt,
         decisions::get_channel,
         decisions::get_interests,
+        review::review,
         segments::count,
         segments::members,
     ),
-    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure, decisions::FollowPrompt, decisions::ChannelAnswer, decisions::Interests, decisions::Interest, decisions::PromptReason, decisions::Purpose, decisions::Channel, decisions::ChannelReason, segments::SegmentCount, segments::SegmentMembers)),
+    components(schemas(ErrorBody, WhoAmI, audit::AuditPage, audit::AuditEntryView, liandong_ingest::erase::Erasure, decisions::FollowPrompt, decisions::ChannelAnswer, decisions::Interests, decisions::Interest, decisions::PromptReason, decisions::Purpose, decisions::Channel, decisions::ChannelReason, review::Review, review::Mover, review::Concluded, review::CampaignResult, segments::SegmentCount, segments::SegmentMembers)),
     modifiers(&BearerAuth),
     tags(
         (name = "metrics", description = "The metric relations, with their rates"),
@@ -291,6 +293,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/metrics/messages", get(metrics::messages))
         .route("/v1/metrics/activities", get(metrics::activities))
         .route("/v1/metrics/summary", get(summary::summary))
+        .route("/v1/reports/review", get(review::review))
         .route("/v1/segments/count", get(segments::count))
         .route("/v1/segments/members", get(segments::members))
         .route("/v1/whoami", get(whoami))

@@ -127,7 +127,7 @@ fn within(day: &str, r: DateRange) -> bool {
 
 /// Numerator and denominator sums of one period.
 #[derive(Debug, Default, Clone, Copy)]
-struct Counts {
+pub(crate) struct Counts {
     menu: (i64, i64),
     article: (i64, i64),
     mp_users: i64,
@@ -151,7 +151,7 @@ fn add_cohort(acc: &mut (i64, i64, CohortCoverage), c: &Cohort30d) {
 }
 
 /// Reads each relation once over both periods and sums its rows into the period of their day.
-async fn counts(
+pub(crate) async fn counts(
     s: &ApiState,
     periods: [DateRange; 2],
 ) -> Result<[Counts; 2], liandong_store::StoreError> {
@@ -244,7 +244,7 @@ fn parts(c: &Counts) -> [Parts; 8] {
     ]
 }
 
-fn kpis(current: &Counts, previous: &Counts) -> Vec<Kpi> {
+pub(crate) fn kpis(current: &Counts, previous: &Counts) -> Vec<Kpi> {
     KPI_NAMES
         .iter()
         .zip(parts(current).into_iter().zip(parts(previous)))

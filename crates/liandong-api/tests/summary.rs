@@ -318,6 +318,47 @@ async fn summary_equals_the_relations(db: &TestStore) {
         .kpis
         .iter()
         .all(|k| k.current.denominator == 0 && k.current.rate.is_none() && k.change.is_none()));
+
+    // The review of the second half: the same KPIs, and article movers equal to the relation's
+    // reads summed here in SQL per period.
+    let (status, body) = api
+        .get_as(
+            "/v1/reports/review",
+            &[("from", "2026-10-16"), ("to", "2026-10-30")],
+            Some(Role::Analyst),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let review: liandong_api::review::Review = serde_json::from_value(body).expect("a review");
+    assert_eq!(review.kpis, half.kpis);
+    let article_reads = |from: &'static str, to: &'static str| {
+        let store = store.clone();
+        async move {
+            let q = match &store {
+                ReadStore::Postgres(_) => "SELECT article_id, CAST(SUM(reads) AS BIGINT) FROM metric_article_daily WHERE day BETWEEN CAST($1 AS date) AND CAST($2 AS date) GROUP BY article_id",
+                ReadStore::Sqlite(_) => "SELECT article_id, CAST(SUM(reads) AS BIGINT) FROM metric_article_daily WHERE day BETWEEN $1 AND $2 GROUP BY article_id",
+            };
+            let rows: Vec<(String, i64)> = match &store {
+                ReadStore::Postgres(p) => sqlx::query_as(q).bind(from).bind(to).fetch_all(p).await.unwrap(),
+                ReadStore::Sqlite(p) => sqlx::query_as(q).bind(from).bind(to).fetch_all(p).await.unwrap(),
+            };
+            rows.into_iter().collect::<std::collections::BTreeMap<String, i64>>()
+        }
+    };
+    let now = article_reads("2026-10-16", "2026-10-30").await;
+    let before = article_reads("2026-10-01", "2026-10-15").await;
+    assert!(!review.articles.is_empty());
+    for m in &review.articles {
+        let (c, p) = (now.get(&m.key).copied().unwrap_or(0), before.get(&m.key).copied().unwrap_or(0));
+        assert_eq!((m.current, m.previous, m.change), (c, p, c - p), "{m:?}");
+    }
+    let biggest = now
+        .keys()
+        .chain(before.keys())
+        .map(|k| (now.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)).abs())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(review.articles[0].change.abs(), biggest, "the biggest mover first");
 }
 on_both_stores!(summary_equals_the_relations);
 
