@@ -217,6 +217,11 @@ impl BatchTx {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        // In key order: two batches writing overlapping aggregates then wait on each other's
+        // rows in the same order, never in a cycle (a deadlock PostgreSQL would abort).
+        let mut sorted: Vec<&SerializedEvent> = events.iter().collect();
+        sorted.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
+        let events = sorted;
         let text = |v: &serde_json::Value| v.to_string();
         match self {
             BatchTx::Postgres(tx) => {

@@ -131,6 +131,7 @@ on_both!(
     erased_identifiers_are_never_bound_again,
     a_batch_binds_in_batch_order,
     concurrent_batches_agree_on_every_openid,
+    a_binding_committed_elsewhere_meanwhile_wins,
 );
 
 fn expect_conflict(
@@ -490,7 +491,7 @@ async fn a_batch_binds_in_batch_order(db: Db) {
 async fn concurrent_batches_agree_on_every_openid(db: Db) {
     let left = db.service().await;
     let right = db.service().await;
-    let openids: Vec<String> = (0..40).map(|i| format!("batch-racy-{i}")).collect();
+    let openids: Vec<String> = (0..200).map(|i| format!("batch-racy-{i}")).collect();
     let barrier = Arc::new(Barrier::new(2));
     let race = |svc: IdentityService, unionid: &'static str, reversed: bool| {
         let (barrier, mut openids) = (barrier.clone(), openids.clone());
@@ -530,4 +531,73 @@ async fn concurrent_batches_agree_on_every_openid(db: Db) {
             Some(winner)
         );
     }
+}
+
+/// Another process commits a binding of an openid while a batch that read it unbound is
+/// writing: the batch does not overwrite it; it reads it again and reports the conflict, and
+/// the rest of the batch is bound.
+async fn a_binding_committed_elsewhere_meanwhile_wins(db: Db) {
+    let svc = db.service().await;
+    let insert = "INSERT INTO identity_events
+        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+        VALUES ('openid_binding', 'mp:contested', 1, 'OpenidBound', '1.0',
+                '{\"OpenidBound\":{\"unionid\":\"u-elsewhere\"}}', '{}')";
+    let bindings = |svc: IdentityService| {
+        tokio::spawn(async move {
+            svc.bind_all(&[
+                binding("u-batch", &[(OpenidKind::Oa, "free")]),
+                binding("u-batch", &[(OpenidKind::Mp, "contested")]),
+            ])
+            .await
+        })
+    };
+    let answers = match &db {
+        Db::Postgres(opts) => {
+            let mut other = opts.connect().await.expect("connect");
+            other.execute("BEGIN").await.expect("begin");
+            other.execute(insert).await.expect("insert");
+            let batch = bindings(svc.clone());
+            // The batch reads `contested` unbound, then waits on the uncommitted row.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            other.execute("COMMIT").await.expect("commit");
+            batch.await.expect("task")
+        }
+        Db::Sqlite(url) => {
+            let mut other = sqlx::SqliteConnection::connect(url).await.expect("open");
+            other.execute("BEGIN IMMEDIATE").await.expect("begin");
+            other.execute(insert).await.expect("insert");
+            let batch = bindings(svc.clone());
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            other.execute("COMMIT").await.expect("commit");
+            batch.await.expect("task")
+        }
+    }
+    .expect("the store answers");
+    let mut answers = answers.into_iter();
+    answers.next().expect("answer").expect("free is bound");
+    expect_conflict(
+        answers.next().expect("answer"),
+        OpenidKind::Mp,
+        "contested",
+        "u-elsewhere",
+        "u-batch",
+    );
+    assert_eq!(
+        svc.cached(OpenidKind::Mp, "contested").as_deref(),
+        Some("u-elsewhere")
+    );
+    let fresh = db.service().await;
+    expect_conflict(
+        fresh
+            .bind("u-batch", &[(OpenidKind::Mp, "contested")])
+            .await,
+        OpenidKind::Mp,
+        "contested",
+        "u-elsewhere",
+        "u-batch",
+    );
+    fresh
+        .bind("u-batch", &[(OpenidKind::Oa, "free")])
+        .await
+        .expect("the batch's own binding is stored");
 }
