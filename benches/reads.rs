@@ -241,7 +241,14 @@ async fn main() -> anyhow::Result<()> {
     }
     // The answers held data, not empty tables.
     let linkage: serde_json::Value = client
-        .get(format!("{base}{}", endpoints[2].1))
+        .get(format!(
+            "{base}{}",
+            endpoints
+                .iter()
+                .find(|e| e.0 == "linkage")
+                .map(|e| e.1.as_str())
+                .unwrap_or_default()
+        ))
         .bearer_auth(ANALYST)
         .send()
         .await?
