@@ -1,7 +1,8 @@
-//! The `POST /v1/events` flow: auth, batch shape, per-event validation, identity binding of the
-//! whole batch at once (in batch order), the command side of each `member.erased`, sealing of personal data, then both appends
-//! (events and dead letters) at once. Invariant: a 200 is only sent once
-//! both appends are durable; any failure before that makes the whole batch not accepted.
+//! The `POST /v1/events` flow: auth, an in-flight slot, batch shape, per-event validation,
+//! identity binding of the whole batch at once (in batch order), the command side of each
+//! `member.erased`, sealing of personal data, then both appends (events and dead letters) at
+//! once. Invariant: a 200 is only sent once both appends are durable; any failure before that
+//! makes the whole batch not accepted.
 //! In-process adapters ([`IngestState::ingest_values`]) join the same flow after the HTTP part.
 
 use axum::body::Body;
