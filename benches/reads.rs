@@ -194,8 +194,10 @@ async fn main() -> anyhow::Result<()> {
     let endpoints: Vec<(&str, String, String, &str)> = vec![
         ("menu entries", format!("/v1/metrics/menu-entries?{range}"),
             format!("SELECT * FROM metric_menu_entry_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, entry, variant"), ANALYST),
-        ("articles", format!("/v1/metrics/articles?{range}"),
-            format!("SELECT * FROM metric_article_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, article_id"), ANALYST),
+        ("articles (per-article totals)", format!("/v1/metrics/articles?{range}"),
+            format!("SELECT article_id, sum(reads), sum(clicks) FROM metric_article_daily WHERE day BETWEEN '{from}' AND '{today}' GROUP BY article_id ORDER BY article_id LIMIT 1001"), ANALYST),
+        ("articles (daily, 1st page)", format!("/v1/metrics/articles?{range}&granularity=day"),
+            format!("SELECT * FROM metric_article_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, article_id LIMIT 1001"), ANALYST),
         ("linkage", format!("/v1/metrics/linkage?{range}"),
             format!("SELECT * FROM metric_linkage_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day"), ANALYST),
         ("repurchase", format!("/v1/metrics/repurchase?{range}"),
@@ -257,7 +259,14 @@ async fn main() -> anyhow::Result<()> {
     }
     // The answers held data, not empty tables.
     let linkage: serde_json::Value = client
-        .get(format!("{base}{}", endpoints[2].1))
+        .get(format!(
+            "{base}{}",
+            endpoints
+                .iter()
+                .find(|e| e.0 == "linkage")
+                .map(|e| e.1.as_str())
+                .unwrap_or_default()
+        ))
         .bearer_auth(ANALYST)
         .send()
         .await?

@@ -194,6 +194,14 @@ pub struct ArticleDay {
     pub clicks: i64,
 }
 
+/// One article's counts of `metric_article_daily` summed over a range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+pub struct ArticleTotal {
+    pub article_id: String,
+    pub reads: i64,
+    pub clicks: i64,
+}
+
 /// A row of `metric_linkage_daily`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
 pub struct LinkageDay {
@@ -359,6 +367,99 @@ pub async fn article_daily(
         "day, article_id",
     )
     .await
+}
+
+/// Per-article totals of `metric_article_daily` over `range` (one row per article with a row in
+/// the range), ordered by article, optionally for one article; at most `limit` articles after
+/// `after` (exclusive).
+pub async fn article_totals(
+    store: &ReadStore,
+    range: Range,
+    article: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<ArticleTotal>, StoreError> {
+    let (_, cast) = day_sql(store, "day");
+    let sql = format!(
+        "SELECT article_id, CAST(SUM(reads) AS BIGINT) AS reads, CAST(SUM(clicks) AS BIGINT) AS clicks
+         FROM metric_article_daily
+         WHERE ($1 IS NULL OR day >= $1{cast}) AND ($2 IS NULL OR day <= $2{cast})
+           AND ($3 IS NULL OR article_id = $3) AND ($4 IS NULL OR article_id > $4)
+         GROUP BY article_id ORDER BY article_id LIMIT $5"
+    );
+    let from = range.from.map(|d| d.to_string());
+    let to = range.to.map(|d| d.to_string());
+    Ok(match store {
+        ReadStore::Postgres(p) => {
+            sqlx::query_as(&sql)
+                .bind(from)
+                .bind(to)
+                .bind(article)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+        ReadStore::Sqlite(p) => {
+            sqlx::query_as(&sql)
+                .bind(from)
+                .bind(to)
+                .bind(article)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+    })
+}
+
+/// A page of `metric_article_daily` in `range`, ordered by day, article, optionally for one
+/// article: at most `limit` rows after the row `after` = (day, article) (exclusive).
+pub async fn article_daily_page(
+    store: &ReadStore,
+    range: Range,
+    article: Option<&str>,
+    after: Option<(chrono::NaiveDate, &str)>,
+    limit: u32,
+) -> Result<Vec<ArticleDay>, StoreError> {
+    let (day, cast) = day_sql(store, "day");
+    let sql = format!(
+        "SELECT {day} AS day, article_id, reads, clicks FROM metric_article_daily
+         WHERE ($1 IS NULL OR day >= $1{cast}) AND ($2 IS NULL OR day <= $2{cast})
+           AND ($3 IS NULL OR article_id = $3)
+           AND ($4 IS NULL OR (day, article_id) > ($4{cast}, $5))
+         ORDER BY day, article_id LIMIT $6"
+    );
+    let from = range.from.map(|d| d.to_string());
+    let to = range.to.map(|d| d.to_string());
+    let (after_day, after_article) = match after {
+        Some((d, a)) => (Some(d.to_string()), Some(a)),
+        None => (None, None),
+    };
+    Ok(match store {
+        ReadStore::Postgres(p) => {
+            sqlx::query_as(&sql)
+                .bind(from)
+                .bind(to)
+                .bind(article)
+                .bind(after_day)
+                .bind(after_article)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+        ReadStore::Sqlite(p) => {
+            sqlx::query_as(&sql)
+                .bind(from)
+                .bind(to)
+                .bind(article)
+                .bind(after_day)
+                .bind(after_article)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        }
+    })
 }
 
 /// `metric_linkage_daily` in `range`.

@@ -80,7 +80,7 @@ pub struct MenuParams {
     pub variant: Option<String>,
 }
 
-/// A date range and an article.
+/// A date range, an article, and whether to answer per article or per day and article.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -93,7 +93,22 @@ pub struct ArticleParams {
     pub to: Option<String>,
     /// Only this article.
     pub article: Option<String>,
+    /// `total` (default): one row per article over the range, in `totals`. `day`: one row per
+    /// day and article, in `rows`.
+    #[param(value_type = Option<String>, pattern = "^(total|day)$", example = "day")]
+    pub granularity: Option<String>,
+    /// Rows per page, 1 to 5000. Default: 1000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    pub limit: Option<String>,
+    /// Where the page starts: the `next_cursor` of the previous page (with the same other
+    /// parameters). Absent: the first page.
+    pub cursor: Option<String>,
 }
+
+/// Articles or article-days per page unless `limit` says otherwise.
+pub const ARTICLES_DEFAULT_LIMIT: u32 = 1000;
+/// Most articles or article-days per page.
+pub const ARTICLES_MAX_LIMIT: u32 = 5000;
 
 /// A date range, a message channel and a template.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -326,7 +341,7 @@ pub struct ArticleRow {
     pub click_rate: Option<f64>,
 }
 
-/// One article over the whole range.
+/// One article over the whole range: the sums of its days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ArticleTotal {
     pub article_id: String,
@@ -337,23 +352,31 @@ pub struct ArticleTotal {
     pub click_rate: Option<f64>,
 }
 
-/// `metric_article_daily` in a range.
+/// `metric_article_daily` in a range: a page of per-article totals (`granularity=total`, the
+/// default) or of daily rows (`granularity=day`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Articles {
     pub range: DateRange,
-    /// Ordered by day, article.
-    pub rows: Vec<ArticleRow>,
-    /// One per article present in `rows`, ordered by article.
+    /// `total` or `day`: which of `totals` and `rows` holds the page.
+    pub granularity: String,
+    /// `granularity=total`: one per article with a row in the range, ordered by article.
+    /// Empty for `granularity=day`.
     pub totals: Vec<ArticleTotal>,
+    /// `granularity=day`: ordered by day, article. Empty for `granularity=total`.
+    pub rows: Vec<ArticleRow>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
-/// Article reads, link clicks and click rate per day, and per article over the range.
+/// Per-article totals over the range by default (reads, link clicks, click rate); per day and
+/// article with `granularity=day`. Paged: `limit` rows, then `next_cursor`.
 #[utoipa::path(
     get,
     path = "/v1/metrics/articles",
     tag = "metrics",
     params(ArticleParams),
-    responses((status = 200, description = "The rows, with their rates", body = Articles), Refusals),
+    responses((status = 200, description = "A page of totals or rows, with their rates", body = Articles), Refusals),
     security(("bearer" = []))
 )]
 pub async fn articles(
@@ -364,37 +387,107 @@ pub async fn articles(
     authorize(&s.keys, &headers, ANALYST)?;
     let Query(p) = params?;
     let range = date_range(p.from.as_deref(), p.to.as_deref(), today(&s))?;
-    let days = read::article_daily(&s.store, range.into(), p.article.as_deref()).await?;
-    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let rows = days
-        .into_iter()
-        .map(|d| {
-            let t = totals.entry(d.article_id.clone()).or_default();
-            t.0 += d.reads;
-            t.1 += d.clicks;
-            ArticleRow {
-                click_rate: rate(d.clicks, d.reads),
-                day: d.day,
-                article_id: d.article_id,
-                reads: d.reads,
-                clicks: d.clicks,
+    let limit = match p.limit.as_deref() {
+        None => ARTICLES_DEFAULT_LIMIT,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(n) if (1..=ARTICLES_MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadParameter {
+                    name: "limit",
+                    reason: format!(
+                        "expected an integer from 1 to {ARTICLES_MAX_LIMIT}, got {:?}",
+                        v.chars().take(32).collect::<String>()
+                    ),
+                })
             }
-        })
-        .collect();
-    let totals = totals
-        .into_iter()
-        .map(|(article_id, (reads, clicks))| ArticleTotal {
-            article_id,
-            reads,
-            clicks,
-            click_rate: rate(clicks, reads),
-        })
-        .collect();
-    Ok(Json(Articles {
-        range,
-        rows,
-        totals,
-    }))
+        },
+    };
+    let article = p.article.as_deref();
+    // One more row than the page tells whether another page follows.
+    let fetch = limit + 1;
+    match p.granularity.as_deref().unwrap_or("total") {
+        "total" => {
+            let mut totals =
+                read::article_totals(&s.store, range.into(), article, p.cursor.as_deref(), fetch)
+                    .await?;
+            let next_cursor = (totals.len() > limit as usize).then(|| {
+                totals.truncate(limit as usize);
+                totals
+                    .last()
+                    .map(|t| t.article_id.clone())
+                    .unwrap_or_default()
+            });
+            Ok(Json(Articles {
+                range,
+                granularity: "total".to_owned(),
+                totals: totals
+                    .into_iter()
+                    .map(|t| ArticleTotal {
+                        click_rate: rate(t.clicks, t.reads),
+                        article_id: t.article_id,
+                        reads: t.reads,
+                        clicks: t.clicks,
+                    })
+                    .collect(),
+                rows: Vec::new(),
+                next_cursor,
+            }))
+        }
+        "day" => {
+            let after = match p.cursor.as_deref() {
+                None => None,
+                Some(c) => Some(day_cursor(c)?),
+            };
+            let mut days = read::article_daily_page(
+                &s.store,
+                range.into(),
+                article,
+                after.as_ref().map(|(d, a)| (*d, a.as_str())),
+                fetch,
+            )
+            .await?;
+            let next_cursor = (days.len() > limit as usize).then(|| {
+                days.truncate(limit as usize);
+                days.last()
+                    .map(|d| format!("{}|{}", d.day, d.article_id))
+                    .unwrap_or_default()
+            });
+            Ok(Json(Articles {
+                range,
+                granularity: "day".to_owned(),
+                totals: Vec::new(),
+                rows: days
+                    .into_iter()
+                    .map(|d| ArticleRow {
+                        click_rate: rate(d.clicks, d.reads),
+                        day: d.day,
+                        article_id: d.article_id,
+                        reads: d.reads,
+                        clicks: d.clicks,
+                    })
+                    .collect(),
+                next_cursor,
+            }))
+        }
+        other => Err(ApiError::BadParameter {
+            name: "granularity",
+            reason: format!(
+                "expected total or day, got {:?}",
+                other.chars().take(32).collect::<String>()
+            ),
+        }),
+    }
+}
+
+/// A `granularity=day` cursor: `<day>|<article_id>` of the previous page's last row.
+fn day_cursor(cursor: &str) -> Result<(NaiveDate, String), ApiError> {
+    let bad = || ApiError::BadParameter {
+        name: "cursor",
+        reason: "expected the next_cursor of the previous page".to_owned(),
+    };
+    let (day, article) = cursor.split_once('|').ok_or_else(bad)?;
+    let day = parse_day("cursor", day).map_err(|_| bad())?;
+    Ok((day, article.to_owned()))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -194,9 +194,13 @@ pub async fn review(
             previous,
         ),
         templates: movers(
-            messages
-                .into_iter()
-                .map(|r| (format!("{}/{}", r.channel, r.template_id), r.day, r.clicked_users)),
+            messages.into_iter().map(|r| {
+                (
+                    format!("{}/{}", r.channel, r.template_id),
+                    r.day,
+                    r.clicked_users,
+                )
+            }),
             range,
             previous,
         ),
@@ -215,7 +219,10 @@ mod tests {
 
     #[test]
     fn given_two_periods_when_summed_then_the_biggest_changes_either_way_first() {
-        let range = DateRange { from: d("2026-11-01"), to: d("2026-11-30") };
+        let range = DateRange {
+            from: d("2026-11-01"),
+            to: d("2026-11-30"),
+        };
         let previous = previous_range(range);
         let row = |k: &str, day: &str, n: i64| (k.to_owned(), day.to_owned(), n);
         let m = movers(
@@ -236,7 +243,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("会员中心", 0, 30, -30), ("立即点餐", 15, 3, 12), ("门店", 1, 0, 1)]
+            [
+                ("会员中心", 0, 30, -30),
+                ("立即点餐", 15, 3, 12),
+                ("门店", 1, 0, 1)
+            ]
         );
     }
 }

@@ -211,20 +211,65 @@ async fn check_menu(api: &Server, store: &ReadStore, query: &[(&str, &str)], wan
     assert_eq!(got_totals, want_totals, "{query:?}");
 }
 
+/// The default answer (per-article totals, paged) and `granularity=day` (the relation's rows,
+/// paged), each against the relation read back, its totals summed here.
 async fn check_articles(api: &Server, store: &ReadStore, query: &[(&str, &str)], want: Range) {
-    let got: Articles = api.get("/v1/metrics/articles", query).await;
     let article = query.iter().find(|(k, _)| *k == "article").map(|(_, v)| *v);
     let expected = read::article_daily(store, want, article)
         .await
         .expect("read");
-    assert_eq!(got.rows.len(), expected.len(), "{query:?}");
-    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (g, e) in got.rows.iter().zip(&expected) {
-        assert_eq!(
-            (&g.day, &g.article_id, g.reads, g.clicks),
-            (&e.day, &e.article_id, e.reads, e.clicks)
+
+    // Every page of `granularity` at `limit` rows, concatenated.
+    async fn pages(
+        api: &Server,
+        query: &[(&str, &str)],
+        granularity: &str,
+        limit: &str,
+    ) -> Vec<Articles> {
+        let mut out: Vec<Articles> = Vec::new();
+        loop {
+            let mut q: Vec<(&str, &str)> = query.to_vec();
+            q.push(("limit", limit));
+            if granularity != "default" {
+                q.push(("granularity", granularity));
+            }
+            let cursor = out.last().and_then(|p| p.next_cursor.clone());
+            if let Some(c) = &cursor {
+                q.push(("cursor", c));
+            }
+            let page: Articles = api.get("/v1/metrics/articles", &q).await;
+            let last = page.next_cursor.is_none();
+            out.push(page);
+            assert!(out.len() < 10_000, "pages end");
+            if last {
+                return out;
+            }
+        }
+    }
+
+    for limit in ["1000", "3"] {
+        let days = pages(api, query, "day", limit).await;
+        let rows: Vec<_> = days.iter().flat_map(|p| p.rows.clone()).collect();
+        assert!(days
+            .iter()
+            .all(|p| p.granularity == "day" && p.totals.is_empty()));
+        assert!(
+            days.iter()
+                .all(|p| p.rows.len() <= limit.parse().expect("n")),
+            "{limit}"
         );
-        assert_eq!(g.click_rate, div(e.clicks, e.reads), "{g:?}");
+        assert_eq!(rows.len(), expected.len(), "{query:?} limit {limit}");
+        for (g, e) in rows.iter().zip(&expected) {
+            assert_eq!(
+                (&g.day, &g.article_id, g.reads, g.clicks),
+                (&e.day, &e.article_id, e.reads, e.clicks)
+            );
+            assert_eq!(g.click_rate, div(e.clicks, e.reads), "{g:?}");
+        }
+    }
+
+    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for e in &expected {
         let t = totals.entry(e.article_id.clone()).or_default();
         t.0 += e.reads;
         t.1 += e.clicks;
@@ -233,12 +278,24 @@ async fn check_articles(api: &Server, store: &ReadStore, query: &[(&str, &str)],
         .into_iter()
         .map(|(a, (r, c))| (a, r, c, div(c, r)))
         .collect();
-    let got_totals: Vec<_> = got
-        .totals
-        .into_iter()
-        .map(|t| (t.article_id, t.reads, t.clicks, t.click_rate))
-        .collect();
-    assert_eq!(got_totals, want_totals, "{query:?}");
+    for limit in ["1000", "2"] {
+        let got = pages(api, query, "default", limit).await;
+        assert!(got
+            .iter()
+            .all(|p| p.granularity == "total" && p.rows.is_empty()));
+        let got_totals: Vec<_> = got
+            .into_iter()
+            .flat_map(|p| p.totals)
+            .map(|t| (t.article_id, t.reads, t.clicks, t.click_rate))
+            .collect();
+        assert_eq!(got_totals, want_totals, "{query:?} limit {limit}");
+    }
+    // `granularity=total` is the default spelled out.
+    let mut q = query.to_vec();
+    q.push(("granularity", "total"));
+    let explicit: Articles = api.get("/v1/metrics/articles", &q).await;
+    let default: Articles = api.get("/v1/metrics/articles", query).await;
+    assert_eq!(explicit, default);
 }
 
 async fn check_linkage(api: &Server, store: &ReadStore, query: &[(&str, &str)], want: Range) {
@@ -668,6 +725,13 @@ async fn endpoints_equal_the_relations(db: &TestStore) {
     let a1: Articles = api
         .get("/v1/metrics/articles", &[ALL[0], ALL[1], ("article", "a1")])
         .await;
+    assert!(a1.totals.len() == 1 && a1.totals[0].article_id == "a1");
+    let a1: Articles = api
+        .get(
+            "/v1/metrics/articles",
+            &[ALL[0], ALL[1], ("article", "a1"), ("granularity", "day")],
+        )
+        .await;
     assert!(!a1.rows.is_empty() && a1.rows.iter().all(|r| r.article_id == "a1"));
 
     // The A/B readout, grouped by experiment, as stored.
@@ -820,6 +884,18 @@ async fn bad_parameters_are_400(db: &TestStore) {
         ),
         ("/v1/metrics/articles", &[("to", "yesterday")], Some("to")),
         ("/v1/metrics/articles", &[("from", "")], Some("from")),
+        (
+            "/v1/metrics/articles",
+            &[("granularity", "week")],
+            Some("granularity"),
+        ),
+        ("/v1/metrics/articles", &[("limit", "0")], Some("limit")),
+        ("/v1/metrics/articles", &[("limit", "5001")], Some("limit")),
+        (
+            "/v1/metrics/articles",
+            &[("granularity", "day"), ("cursor", "a1")],
+            Some("cursor"),
+        ),
         (
             "/v1/metrics/linkage",
             &[("from", "2026-10-10"), ("to", "2026-10-01")],

@@ -339,17 +339,31 @@ async fn summary_equals_the_relations(db: &TestStore) {
                 ReadStore::Sqlite(_) => "SELECT article_id, CAST(SUM(reads) AS BIGINT) FROM metric_article_daily WHERE day BETWEEN $1 AND $2 GROUP BY article_id",
             };
             let rows: Vec<(String, i64)> = match &store {
-                ReadStore::Postgres(p) => sqlx::query_as(q).bind(from).bind(to).fetch_all(p).await.unwrap(),
-                ReadStore::Sqlite(p) => sqlx::query_as(q).bind(from).bind(to).fetch_all(p).await.unwrap(),
+                ReadStore::Postgres(p) => sqlx::query_as(q)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(p)
+                    .await
+                    .unwrap(),
+                ReadStore::Sqlite(p) => sqlx::query_as(q)
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(p)
+                    .await
+                    .unwrap(),
             };
-            rows.into_iter().collect::<std::collections::BTreeMap<String, i64>>()
+            rows.into_iter()
+                .collect::<std::collections::BTreeMap<String, i64>>()
         }
     };
     let now = article_reads("2026-10-16", "2026-10-30").await;
     let before = article_reads("2026-10-01", "2026-10-15").await;
     assert!(!review.articles.is_empty());
     for m in &review.articles {
-        let (c, p) = (now.get(&m.key).copied().unwrap_or(0), before.get(&m.key).copied().unwrap_or(0));
+        let (c, p) = (
+            now.get(&m.key).copied().unwrap_or(0),
+            before.get(&m.key).copied().unwrap_or(0),
+        );
         assert_eq!((m.current, m.previous, m.change), (c, p, c - p), "{m:?}");
     }
     let biggest = now
@@ -358,7 +372,11 @@ async fn summary_equals_the_relations(db: &TestStore) {
         .map(|k| (now.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0)).abs())
         .max()
         .unwrap_or(0);
-    assert_eq!(review.articles[0].change.abs(), biggest, "the biggest mover first");
+    assert_eq!(
+        review.articles[0].change.abs(),
+        biggest,
+        "the biggest mover first"
+    );
 }
 on_both_stores!(summary_equals_the_relations);
 

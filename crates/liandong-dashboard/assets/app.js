@@ -317,7 +317,9 @@
       summary: ['v1/metrics/summary', q],
       linkage: ['v1/metrics/linkage', q],
       menu: ['v1/metrics/menu-entries', q],
-      articles: ['v1/metrics/articles', q],
+      // Per-article totals (the endpoint's default), as many as one page holds: the table
+      // ranks them by reads.
+      articles: ['v1/metrics/articles', { ...q, limit: 5000 }],
       repurchase: ['v1/metrics/repurchase', q],
       follower: ['v1/metrics/follower-retention', q],
       weekly: ['v1/metrics/weekly-retention', q],

@@ -11,5 +11,5 @@ pub use aggregate::{
     aggregate_id, BindingCommand, BindingEvent, IdentityConflict, OpenidBinding, OpenidKind,
 };
 pub use cache::DEFAULT_CACHE_CAPACITY;
-pub use service::{IdentityError, IdentityService};
+pub use service::{Binding, IdentityError, IdentityService};
 pub use store::{migrate, IdentityDatabase, EVENTS_TABLE, SNAPSHOTS_TABLE};

@@ -1,17 +1,15 @@
-//! Persistence of `OpenidBinding` through postgres-es / sqlite-es, in dedicated tables.
-//! Invariant: the cqrs stores only ever touch `identity_events` / `identity_snapshots`,
+//! Persistence of `OpenidBinding` in the event and snapshot tables of postgres-es / sqlite-es
+//! (same columns, dedicated names), a batch of aggregates per transaction.
+//! Invariant: the identity store only ever touches `identity_events` / `identity_snapshots`,
 //! never the read model's `events` table, and `migrate` is idempotent and safe to race.
 //! Aggregates are only ever deleted by an erasure ([`Backend::delete`]).
 
 use std::future::Future;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{AggregateError, CqrsFramework, EventStore};
-use postgres_es::{PostgresCqrs, PostgresEventRepository};
-use sqlite_es::{SqliteCqrs, SqliteEventRepository};
+use cqrs_es::persist::SerializedEvent;
 use sqlx::{PgPool, SqlitePool};
 
-use crate::aggregate::{BindingCommand, IdentityConflict, OpenidBinding};
+use crate::aggregate::OpenidBinding;
 use crate::IdentityError;
 
 /// Event table of the identity aggregates (the read-model database already owns `events`).
@@ -118,46 +116,198 @@ pub async fn migrate<D: IdentityDatabase>(db: &D) -> Result<(), IdentityError> {
         .map_err(|e| IdentityError::Unavailable(format!("creating identity tables: {e}")))
 }
 
-type PgStore = PersistedEventStore<PostgresEventRepository, OpenidBinding>;
-type SqliteStore = PersistedEventStore<SqliteEventRepository, OpenidBinding>;
-pub(crate) type StoreError = AggregateError<IdentityConflict>;
-
-/// The command side over one of the two supported databases. `store` is a second handle on
-/// the same tables, used to read a binding without issuing a command (the framework keeps
-/// its own store private).
+/// The command side over one of the two supported databases. A batch of `Bind` commands is
+/// decided by the aggregate itself ([`OpenidBinding::handle`](cqrs_es::Aggregate::handle)) and
+/// persisted in the event table postgres-es / sqlite-es define, in one transaction per batch
+/// ([`BatchTx`]): cqrs-es's own repositories commit one aggregate per transaction.
 pub(crate) enum Backend {
-    Postgres {
-        cqrs: PostgresCqrs<OpenidBinding>,
-        store: PgStore,
-        pool: PgPool,
-    },
-    Sqlite {
-        cqrs: SqliteCqrs<OpenidBinding>,
-        store: SqliteStore,
-        pool: SqlitePool,
-    },
+    Postgres { pool: PgPool },
+    Sqlite { pool: SqlitePool },
+}
+
+/// An event of [`EVENTS_TABLE`] as read back: its aggregate, sequence and payload.
+pub(crate) struct StoredEvent {
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub payload: serde_json::Value,
+}
+
+/// One transaction of a batch of binds: reads the aggregates' events and the erasure registry,
+/// writes the new events, all or nothing.
+pub(crate) enum BatchTx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+/// The aggregate type column of every row the service writes or reads.
+fn aggregate_type() -> &'static str {
+    <OpenidBinding as cqrs_es::Aggregate>::TYPE
+}
+
+impl BatchTx {
+    /// Which of `hashes` are in the erasure registry (`liandong_erasures`).
+    pub(crate) async fn erased(&mut self, hashes: &[String]) -> Result<Vec<String>, sqlx::Error> {
+        match self {
+            BatchTx::Postgres(tx) => {
+                sqlx::query_scalar("SELECT id_hash FROM liandong_erasures WHERE id_hash = ANY($1)")
+                    .bind(hashes)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            BatchTx::Sqlite(tx) => {
+                let list = serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned());
+                sqlx::query_scalar(
+                    "SELECT id_hash FROM liandong_erasures
+                     WHERE id_hash IN (SELECT value FROM json_each($1))",
+                )
+                .bind(list)
+                .fetch_all(&mut **tx)
+                .await
+            }
+        }
+    }
+
+    /// Every stored event of the aggregates `ids`, in sequence order per aggregate.
+    pub(crate) async fn load(&mut self, ids: &[String]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64, serde_json::Value)> = match self {
+            BatchTx::Postgres(tx) => {
+                sqlx::query_as(
+                    "SELECT aggregate_id, sequence, payload FROM identity_events
+                     WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+                     ORDER BY aggregate_id, sequence",
+                )
+                .bind(aggregate_type())
+                .bind(ids)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            BatchTx::Sqlite(tx) => {
+                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+                sqlx::query_as(
+                    "SELECT aggregate_id, sequence, payload FROM identity_events
+                     WHERE aggregate_type = $1 AND aggregate_id IN (SELECT value FROM json_each($2))
+                     ORDER BY aggregate_id, sequence",
+                )
+                .bind(aggregate_type())
+                .bind(list)
+                .fetch_all(&mut **tx)
+                .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(aggregate_id, sequence, payload)| StoredEvent {
+                aggregate_id,
+                sequence,
+                payload,
+            })
+            .collect())
+    }
+
+    /// Inserts `events` in one statement; returns the aggregate ids whose event was written. An
+    /// event whose `(aggregate, sequence)` is already taken (another process committed it first:
+    /// cqrs-es's optimistic lock) is not written and not returned.
+    pub(crate) async fn insert(
+        &mut self,
+        events: &[SerializedEvent],
+    ) -> Result<Vec<String>, sqlx::Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // In key order: two batches writing overlapping aggregates then wait on each other's
+        // rows in the same order, never in a cycle (a deadlock PostgreSQL would abort).
+        let mut sorted: Vec<&SerializedEvent> = events.iter().collect();
+        sorted.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
+        let events = sorted;
+        let text = |v: &serde_json::Value| v.to_string();
+        match self {
+            BatchTx::Postgres(tx) => {
+                let ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+                let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
+                let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+                let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
+                let payloads: Vec<String> = events.iter().map(|e| text(&e.payload)).collect();
+                let metadata: Vec<String> = events.iter().map(|e| text(&e.metadata)).collect();
+                sqlx::query_scalar(
+                    "INSERT INTO identity_events
+                         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                     SELECT $1, t.id, t.seq, t.et, t.ev, t.payload::json, t.metadata::json
+                     FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                          AS t(id, seq, et, ev, payload, metadata)
+                     ON CONFLICT DO NOTHING
+                     RETURNING aggregate_id",
+                )
+                .bind(aggregate_type())
+                .bind(ids)
+                .bind(sequences)
+                .bind(types)
+                .bind(versions)
+                .bind(payloads)
+                .bind(metadata)
+                .fetch_all(&mut **tx)
+                .await
+            }
+            BatchTx::Sqlite(tx) => {
+                let rows: Vec<serde_json::Value> = events
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.aggregate_id,
+                            "seq": e.sequence,
+                            "et": e.event_type,
+                            "ev": e.event_version,
+                            "payload": text(&e.payload),
+                            "metadata": text(&e.metadata),
+                        })
+                    })
+                    .collect();
+                // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+                sqlx::query_scalar(
+                    "INSERT INTO identity_events
+                         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                     SELECT $1, value ->> '$.id', value ->> '$.seq', value ->> '$.et', value ->> '$.ev',
+                            value ->> '$.payload', value ->> '$.metadata'
+                     FROM json_each($2) WHERE true
+                     ON CONFLICT DO NOTHING
+                     RETURNING aggregate_id",
+                )
+                .bind(aggregate_type())
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&mut **tx)
+                .await
+            }
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            BatchTx::Postgres(tx) => tx.commit().await,
+            BatchTx::Sqlite(tx) => tx.commit().await,
+        }
+    }
 }
 
 impl Backend {
     pub(crate) fn postgres(pool: PgPool) -> Self {
-        let repo = || {
-            PostgresEventRepository::new(pool.clone()).with_tables(EVENTS_TABLE, SNAPSHOTS_TABLE)
-        };
-        Backend::Postgres {
-            cqrs: CqrsFramework::new(PersistedEventStore::new_event_store(repo()), vec![], ()),
-            store: PersistedEventStore::new_event_store(repo()),
-            pool,
-        }
+        Backend::Postgres { pool }
     }
 
     pub(crate) fn sqlite(pool: SqlitePool) -> Self {
-        let repo =
-            || SqliteEventRepository::new(pool.clone()).with_tables(EVENTS_TABLE, SNAPSHOTS_TABLE);
-        Backend::Sqlite {
-            cqrs: CqrsFramework::new(PersistedEventStore::new_event_store(repo()), vec![], ()),
-            store: PersistedEventStore::new_event_store(repo()),
-            pool,
-        }
+        Backend::Sqlite { pool }
+    }
+
+    /// A transaction for a batch of binds. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so what it reads cannot change before it writes; PostgreSQL's
+    /// transactions (read committed) see other writers' commits and resolve a lost race through
+    /// the primary key instead (see [`BatchTx::insert`]).
+    pub(crate) async fn begin(&self) -> Result<BatchTx, sqlx::Error> {
+        Ok(match self {
+            Backend::Postgres { pool } => BatchTx::Postgres(pool.begin().await?),
+            Backend::Sqlite { pool } => BatchTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
     }
 
     /// Deletes the aggregates `ids` (their events and snapshots) in one transaction; returns how
@@ -194,50 +344,5 @@ impl Backend {
             Backend::Sqlite { pool, .. } => delete_all!(pool),
         }
         Ok(deleted)
-    }
-
-    /// Which of `hashes` are in the erasure registry (`liandong_erasures`, in the same database).
-    pub(crate) async fn erased(&self, hashes: &[String]) -> Result<Vec<String>, sqlx::Error> {
-        let list = serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned());
-        match self {
-            Backend::Postgres { pool, .. } => {
-                sqlx::query_scalar(
-                    "SELECT id_hash FROM liandong_erasures
-                     WHERE id_hash IN (SELECT jsonb_array_elements_text($1::jsonb))",
-                )
-                .bind(list)
-                .fetch_all(pool)
-                .await
-            }
-            Backend::Sqlite { pool, .. } => {
-                sqlx::query_scalar(
-                    "SELECT id_hash FROM liandong_erasures
-                     WHERE id_hash IN (SELECT value FROM json_each($1))",
-                )
-                .bind(list)
-                .fetch_all(pool)
-                .await
-            }
-        }
-    }
-
-    /// The unionid the aggregate `id` is bound to in the database, if any.
-    pub(crate) async fn load(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let context = match self {
-            Backend::Postgres { store, .. } => store.load_aggregate(id).await?,
-            Backend::Sqlite { store, .. } => store.load_aggregate(id).await?,
-        };
-        Ok(context.aggregate.unionid)
-    }
-
-    pub(crate) async fn execute(
-        &self,
-        id: &str,
-        command: BindingCommand,
-    ) -> Result<(), StoreError> {
-        match self {
-            Backend::Postgres { cqrs, .. } => cqrs.execute(id, command).await,
-            Backend::Sqlite { cqrs, .. } => cqrs.execute(id, command).await,
-        }
     }
 }

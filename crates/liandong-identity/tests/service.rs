@@ -6,7 +6,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use liandong_identity::{IdentityError, IdentityService, OpenidKind};
+use liandong_identity::{Binding, IdentityError, IdentityService, OpenidKind};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{ConnectOptions, Connection, Executor};
@@ -129,6 +129,9 @@ on_both!(
     concurrent_binds_exactly_one_wins,
     forget_deletes_the_bindings_and_lets_them_start_over,
     erased_identifiers_are_never_bound_again,
+    a_batch_binds_in_batch_order,
+    concurrent_batches_agree_on_every_openid,
+    a_binding_committed_elsewhere_meanwhile_wins,
 );
 
 fn expect_conflict(
@@ -415,4 +418,186 @@ async fn erased_identifiers_are_never_bound_again(db: Db) {
         "u2",
         "u9",
     );
+}
+
+fn binding<'a>(unionid: &'a str, openids: &[(OpenidKind, &'a str)]) -> Binding<'a> {
+    Binding {
+        unionid,
+        openids: openids.to_vec(),
+    }
+}
+
+/// A batch is decided as its events would be one by one, in order: the first binding of an
+/// openid wins, a later one elsewhere is a conflict that binds nothing of its event.
+async fn a_batch_binds_in_batch_order(db: Db) {
+    use OpenidKind::{Mp, Oa};
+    let svc = db.service().await;
+    svc.bind("u0", &[(Oa, "oa-old")])
+        .await
+        .expect("bound before");
+    let answers = svc
+        .bind_all(&[
+            binding("u1", &[(Oa, "oa-1"), (Mp, "mp-1")]),
+            binding("u2", &[(Oa, "oa-1")]),
+            binding("u3", &[(Oa, "oa-2"), (Mp, "mp-1")]),
+            binding("u4", &[(Oa, "oa-2")]),
+            binding("u1", &[(Mp, "mp-1")]),
+            binding("u5", &[(Oa, "oa-old")]),
+            binding("u0", &[(Oa, "oa-old"), (Mp, "mp-0")]),
+        ])
+        .await
+        .expect("the store answers");
+    assert_eq!(answers.len(), 7);
+    let mut answers = answers.into_iter();
+    let mut next = || answers.next().expect("an answer per binding");
+    next().expect("first binding of oa-1 and mp-1");
+    expect_conflict(next(), Oa, "oa-1", "u1", "u2");
+    expect_conflict(next(), Mp, "mp-1", "u1", "u3");
+    next().expect("oa-2 is still free: the conflicting binding bound nothing");
+    next().expect("the same binding again");
+    expect_conflict(next(), Oa, "oa-old", "u0", "u5");
+    next().expect("a known binding and a new one");
+
+    // A fresh process reads the same bindings from the store.
+    let fresh = db.service().await;
+    for (openid, kind, unionid) in [
+        ("oa-1", Oa, "u1"),
+        ("mp-1", Mp, "u1"),
+        ("oa-2", Oa, "u4"),
+        ("mp-0", Mp, "u0"),
+        ("oa-old", Oa, "u0"),
+    ] {
+        expect_conflict(
+            fresh.bind("someone-else", &[(kind, openid)]).await,
+            kind,
+            openid,
+            unionid,
+            "someone-else",
+        );
+    }
+    // Every binding answered from the cache: no store needed.
+    svc.bind_all(&[
+        binding("u1", &[(Oa, "oa-1"), (Mp, "mp-1")]),
+        binding("u4", &[(Oa, "oa-2")]),
+    ])
+    .await
+    .expect("cached")
+    .into_iter()
+    .for_each(|a| a.expect("cached binding"));
+}
+
+/// Two processes binding overlapping openids in opposite orders: each openid ends bound to
+/// exactly one unionid, and both processes and the store agree on which.
+async fn concurrent_batches_agree_on_every_openid(db: Db) {
+    let left = db.service().await;
+    let right = db.service().await;
+    let openids: Vec<String> = (0..200).map(|i| format!("batch-racy-{i}")).collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let race = |svc: IdentityService, unionid: &'static str, reversed: bool| {
+        let (barrier, mut openids) = (barrier.clone(), openids.clone());
+        if reversed {
+            openids.reverse();
+        }
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let bindings: Vec<Binding<'_>> = openids
+                .iter()
+                .map(|o| binding(unionid, &[(OpenidKind::Mp, o.as_str())]))
+                .collect();
+            let answers = svc.bind_all(&bindings).await.expect("the store answers");
+            let won: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+            (openids, won)
+        })
+    };
+    let a = race(left.clone(), "ua", false);
+    let b = race(right.clone(), "ub", true);
+    let (a, b) = (a.await.expect("task a"), b.await.expect("task b"));
+    let fresh = db.service().await;
+    for openid in &openids {
+        let won_a = a.1[a.0.iter().position(|o| o == openid).expect("in a")];
+        let won_b = b.1[b.0.iter().position(|o| o == openid).expect("in b")];
+        assert!(
+            won_a != won_b,
+            "{openid}: exactly one winner, got a={won_a} b={won_b}"
+        );
+        let winner = if won_a { "ua" } else { "ub" };
+        fresh
+            .bind(winner, &[(OpenidKind::Mp, openid)])
+            .await
+            .expect("the winner's binding is the stored one");
+        assert_eq!(left.cached(OpenidKind::Mp, openid).as_deref(), Some(winner));
+        assert_eq!(
+            right.cached(OpenidKind::Mp, openid).as_deref(),
+            Some(winner)
+        );
+    }
+}
+
+/// Another process commits a binding of an openid while a batch that read it unbound is
+/// writing: the batch does not overwrite it; it reads it again and reports the conflict, and
+/// the rest of the batch is bound.
+async fn a_binding_committed_elsewhere_meanwhile_wins(db: Db) {
+    let svc = db.service().await;
+    let insert = "INSERT INTO identity_events
+        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+        VALUES ('openid_binding', 'mp:contested', 1, 'OpenidBound', '1.0',
+                '{\"OpenidBound\":{\"unionid\":\"u-elsewhere\"}}', '{}')";
+    let bindings = |svc: IdentityService| {
+        tokio::spawn(async move {
+            svc.bind_all(&[
+                binding("u-batch", &[(OpenidKind::Oa, "free")]),
+                binding("u-batch", &[(OpenidKind::Mp, "contested")]),
+            ])
+            .await
+        })
+    };
+    let answers = match &db {
+        Db::Postgres(opts) => {
+            let mut other = opts.connect().await.expect("connect");
+            other.execute("BEGIN").await.expect("begin");
+            other.execute(insert).await.expect("insert");
+            let batch = bindings(svc.clone());
+            // The batch reads `contested` unbound, then waits on the uncommitted row.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            other.execute("COMMIT").await.expect("commit");
+            batch.await.expect("task")
+        }
+        Db::Sqlite(url) => {
+            let mut other = sqlx::SqliteConnection::connect(url).await.expect("open");
+            other.execute("BEGIN IMMEDIATE").await.expect("begin");
+            other.execute(insert).await.expect("insert");
+            let batch = bindings(svc.clone());
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            other.execute("COMMIT").await.expect("commit");
+            batch.await.expect("task")
+        }
+    }
+    .expect("the store answers");
+    let mut answers = answers.into_iter();
+    answers.next().expect("answer").expect("free is bound");
+    expect_conflict(
+        answers.next().expect("answer"),
+        OpenidKind::Mp,
+        "contested",
+        "u-elsewhere",
+        "u-batch",
+    );
+    assert_eq!(
+        svc.cached(OpenidKind::Mp, "contested").as_deref(),
+        Some("u-elsewhere")
+    );
+    let fresh = db.service().await;
+    expect_conflict(
+        fresh
+            .bind("u-batch", &[(OpenidKind::Mp, "contested")])
+            .await,
+        OpenidKind::Mp,
+        "contested",
+        "u-elsewhere",
+        "u-batch",
+    );
+    fresh
+        .bind("u-batch", &[(OpenidKind::Oa, "free")])
+        .await
+        .expect("the batch's own binding is stored");
 }

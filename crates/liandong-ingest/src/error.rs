@@ -16,6 +16,10 @@ use crate::{MAX_BODY_BYTES, MAX_EVENTS, MAX_EVENT_BYTES};
 /// store, in the same database) is down: none reports a hint of its own.
 pub(crate) const IDENTITY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a client should wait when every in-flight slot is taken: batches take tens of
+/// milliseconds, so a slot is soon free again.
+pub(crate) const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why a request got no `200`. Events rejected individually are not errors: they are part of
 /// the `200` answer and of the dead-letter stream.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,10 @@ pub enum IngestError {
     /// An erasure of a member no read model holds and the registry does not know.
     #[error("no member {0:?}: no read model holds it and none was erased under this key (a unionid, oa:<openid> or mp:<openid>)")]
     NoMember(String),
+    /// Retryable: as many batches as the process holds at once ([`crate::MaxInFlight`]) are
+    /// already in flight; this one was refused before its body was read.
+    #[error("ingestion is busy: {max} batches are already in flight; no event of this batch was accepted, retry the whole batch later")]
+    Overloaded { max: usize },
     /// Not retryable by waiting: a bug or a misconfiguration, for an operator to look at.
     #[error("internal error: {0}")]
     Internal(String),
@@ -110,7 +118,8 @@ impl IngestError {
             IngestError::IdentityUnavailable(_)
             | IngestError::DataKeysUnavailable(_)
             | IngestError::ReadStoreUnavailable(_)
-            | IngestError::LogUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::LogUnavailable { .. }
+            | IngestError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NoMember(_) => StatusCode::NOT_FOUND,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +132,7 @@ impl IngestError {
             IngestError::IdentityUnavailable(_)
             | IngestError::DataKeysUnavailable(_)
             | IngestError::ReadStoreUnavailable(_) => IDENTITY_RETRY_AFTER,
+            IngestError::Overloaded { .. } => OVERLOADED_RETRY_AFTER,
             IngestError::LogUnavailable { retry_after, .. }
             | IngestError::RateLimited { retry_after, .. } => *retry_after,
             _ => return None,

@@ -1,7 +1,8 @@
-//! The `POST /v1/events` flow: auth, batch shape, per-event validation, identity binding in batch
-//! order, the command side of each `member.erased`, sealing of personal data, then both appends
-//! (events and dead letters) at once. Invariant: a 200 is only sent once
-//! both appends are durable; any failure before that makes the whole batch not accepted.
+//! The `POST /v1/events` flow: auth, an in-flight slot, batch shape, per-event validation,
+//! identity binding of the whole batch at once (in batch order), the command side of each
+//! `member.erased`, sealing of personal data, then both appends (events and dead letters) at
+//! once. Invariant: a 200 is only sent once both appends are durable; any failure before that
+//! makes the whole batch not accepted.
 //! In-process adapters ([`IngestState::ingest_values`]) join the same flow after the HTTP part.
 
 use axum::body::Body;
@@ -12,7 +13,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use liandong_auth::{authorize, authorize_url_key, Caller, Role, CLIENT_EVENT_TYPES};
 use liandong_event::{Event, OpenidKind, Schemas};
-use liandong_identity::{IdentityError, IdentityService};
+use liandong_identity::{Binding, IdentityError, IdentityService};
 use liandong_log::{LogError, Record, Stream};
 use liandong_projections::erasure::{self, MemberIds};
 use liandong_vault::DataKeys;
@@ -216,6 +217,8 @@ async fn ingest_batch(
     Span::current().record("role", caller.role.as_str());
     Span::current().record("key_id", caller.key_id.as_str());
     state.check_rate(&caller)?;
+    // Held until the answer: the batch's memory is only taken within the bound.
+    let _slot = state.admit()?;
     let body = read_body(body).await?;
 
     // One clock reading per batch: every event of it was received at the same moment.
@@ -276,14 +279,17 @@ impl IngestState {
         items: Vec<Submission>,
         now: DateTime<Utc>,
     ) -> Result<IngestResponse, IngestError> {
-        let result = self.ingest_submissions(None, items, now).await;
+        let result = match self.admit() {
+            Ok(_slot) => self.ingest_submissions(None, items, now).await,
+            Err(busy) => Err(busy),
+        };
         self.counters.record(&result);
         result
     }
 
     /// [`ingest_values`](Self::ingest_values) for items a key sent through another wire format
     /// (the Sensors intake): the key's [`Scope`] applies and the audit trail names it. Not
-    /// counted: the caller records the result.
+    /// counted: the caller records the result, and holds the batch's in-flight slot.
     pub(crate) async fn ingest_submissions(
         &self,
         caller: Option<&Caller>,
@@ -567,23 +573,38 @@ fn event_id_of(value: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Binds in batch order, so that within a batch the first event to bind an openid wins, as it
-/// would across batches. A conflict rejects that event only; an unavailable store refuses the
-/// batch (bindings already made stay: they came from valid events and a retry makes them again).
+/// Binds the batch's identities together, in batch order, so that within a batch the first
+/// event to bind an openid wins, as it would across batches: one identity-store transaction for
+/// the whole batch (none when every binding is cached). A conflict rejects that event only; an
+/// unavailable store refuses the batch (nothing of it is bound).
 async fn bind_identities(
     identity: &IdentityService,
     valid: Vec<Valid>,
     rejected: &mut Vec<Rejection>,
 ) -> Result<Vec<Event>, IngestError> {
+    let bindings: Vec<Binding<'_>> = valid
+        .iter()
+        .filter_map(|v| v.event.user.bindings())
+        .map(|(unionid, openids)| Binding { unionid, openids })
+        .collect();
+    let mut answers = match identity.bind_all(&bindings).await {
+        Ok(answers) => answers.into_iter(),
+        Err(IdentityError::Unavailable(reason)) => {
+            return Err(IngestError::IdentityUnavailable(reason))
+        }
+        Err(e @ IdentityError::Conflict { .. }) => {
+            return Err(IngestError::Internal(format!("binding identities: {e}")))
+        }
+    };
     let mut accepted = Vec::with_capacity(valid.len());
     for Valid { index, event, sent } in valid {
-        let Some((unionid, openids)) = event.user.bindings() else {
+        if event.user.bindings().is_none() {
             accepted.push(event);
             continue;
-        };
-        match identity.bind(unionid, &openids).await {
-            Ok(()) => accepted.push(event),
-            Err(conflict @ IdentityError::Conflict { .. }) => {
+        }
+        match answers.next() {
+            Some(Ok(())) => accepted.push(event),
+            Some(Err(conflict @ IdentityError::Conflict { .. })) => {
                 let sent = sent.unwrap_or(Value::Null);
                 let error = conflict.to_string();
                 rejected.push(Rejection {
@@ -597,8 +618,13 @@ async fn bind_identities(
                     reason: RejectReason::IdentityConflict,
                 });
             }
-            Err(IdentityError::Unavailable(reason)) => {
+            Some(Err(IdentityError::Unavailable(reason))) => {
                 return Err(IngestError::IdentityUnavailable(reason))
+            }
+            None => {
+                return Err(IngestError::Internal(
+                    "binding identities: an answer is missing".to_owned(),
+                ))
             }
         }
     }

@@ -18,6 +18,12 @@
 //! client-observable types and never a `unionid`; anything else they send is refused event by
 //! event (`403`, dead-lettered). Every key has a request budget ([`RateLimit`]); beyond it the
 //! answer is `429` with `Retry-After`.
+//!
+//! Memory stays bounded under overload: at most [`MaxInFlight`] batches are held at once (read,
+//! validated, bound, appended); one more is answered `503` with `Retry-After` before its body is
+//! read. A slow identity store or a slow log thus fills the slots and turns new batches away
+//! instead of queueing them, and a full producer queue is a `503` of its own
+//! ([`liandong_log::LogError::Unavailable`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -51,6 +57,17 @@ pub const MAX_EVENTS: usize = 1000;
 /// Largest single event, measured on the sender's own JSON text of it (EVENTS.md: 32 KiB).
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 
+/// Most batches one process holds at once, from reading the body to the answer (all entry
+/// points together: `POST /v1/events`, beacons, the Sensors intake, in-process adapters).
+/// Each holds at most [`MAX_BODY_BYTES`] of body plus its parsed events, so the default bounds
+/// ingestion's request memory to a few hundred MB in the worst case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxInFlight(pub usize);
+
+impl MaxInFlight {
+    pub const DEFAULT: MaxInFlight = MaxInFlight(64);
+}
+
 /// Everything the endpoint needs; cheap to clone (one clone per request).
 #[derive(Clone)]
 pub struct IngestState {
@@ -62,6 +79,9 @@ pub struct IngestState {
     data_keys: DataKeys,
     counters: Arc<Counters>,
     limiter: rate::Limiter,
+    /// One permit per batch in flight ([`MaxInFlight`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
 }
 
 impl IngestState {
@@ -80,7 +100,27 @@ impl IngestState {
             data_keys,
             counters: Arc::default(),
             limiter: rate::Limiter::new(RateLimit::DEFAULT),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MaxInFlight::DEFAULT.0)),
+            max_in_flight: MaxInFlight::DEFAULT.0,
         }
+    }
+
+    /// Replaces the bound on batches in flight ([`MaxInFlight::DEFAULT`] unless set; at least 1).
+    pub fn with_max_in_flight(mut self, max: MaxInFlight) -> Self {
+        let max = max.0.max(1);
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(max));
+        self.max_in_flight = max;
+        self
+    }
+
+    /// A slot for one batch, held until it is answered, or `503` when all are taken.
+    pub(crate) fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
+        self.in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| IngestError::Overloaded {
+                max: self.max_in_flight,
+            })
     }
 
     /// Replaces the per-key request budget ([`RateLimit::DEFAULT`] unless set).

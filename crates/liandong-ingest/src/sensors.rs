@@ -520,6 +520,7 @@ async fn intake(
     Span::current().record("role", caller.role.as_str());
     Span::current().record("key_id", caller.key_id.as_str());
     state.check_rate(&caller)?;
+    let _slot = state.admit()?;
     let body = read_body(body).await?;
     let now = Utc::now();
     // Base64, gunzip and JSON of up to 2 MiB: CPU work, off the async workers.

@@ -2,7 +2,7 @@
 //! temporary directory and identity bindings in a temporary SQLite file. Every rejection case
 //! of EVENTS.md, and where accepted and rejected events end up in the log.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,11 @@ use liandong_auth::ApiKeys;
 use liandong_event::Schemas;
 use liandong_identity::IdentityService;
 use liandong_ingest::{
-    router, IngestResponse, IngestState, IngestStats, RejectedEvent, Submission,
+    router, IngestResponse, IngestState, IngestStats, MaxInFlight, RejectedEvent, Submission,
 };
-use liandong_log::{Delivered, EmbeddedLog, EventLog, LogConsumer, LogError, Record, Stream};
+use liandong_log::{
+    Delivered, EmbeddedLog, EventLog, KafkaConfig, KafkaLog, LogConsumer, LogError, Record, Stream,
+};
 use liandong_vault::{DataKeys, MasterKey, Vault};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -42,6 +44,95 @@ enum LogMode {
     Working,
     /// Appends to this stream fail; the other stream works.
     Failing(Stream, fn() -> LogError),
+    /// A slow log: every append waits for a permit of the gate, then goes through.
+    Gated(Arc<Gate>),
+    /// Events go to this log instead (a real broker); dead letters to the embedded one.
+    Events(Arc<dyn EventLog>),
+}
+
+/// Holds appends until the test opens it; counts the appends waiting.
+struct Gate {
+    permits: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    fn closed() -> Self {
+        Gate {
+            permits: tokio::sync::Semaphore::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+}
+
+struct GatedLog {
+    inner: Arc<EmbeddedLog>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for GatedLog {
+    async fn append(&self, stream: Stream, records: Vec<Record>) -> Result<(), LogError> {
+        self.gate.waiting.fetch_add(1, Ordering::SeqCst);
+        let permit = self.gate.permits.acquire().await.expect("gate open");
+        permit.forget();
+        self.gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.inner.append(stream, records).await
+    }
+
+    async fn end_offsets(&self, stream: Stream) -> Result<Vec<(i32, i64)>, LogError> {
+        self.inner.end_offsets(stream).await
+    }
+
+    async fn consumer(
+        &self,
+        group: &str,
+        stream: Stream,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        self.inner.consumer(group, stream).await
+    }
+
+    fn kind(&self) -> &'static str {
+        "gated"
+    }
+}
+
+/// Events to one log (a real broker), dead letters to another.
+struct SplitLog {
+    events: Arc<dyn EventLog>,
+    dead_letters: Arc<EmbeddedLog>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for SplitLog {
+    async fn append(&self, stream: Stream, records: Vec<Record>) -> Result<(), LogError> {
+        match stream {
+            Stream::Events => self.events.append(stream, records).await,
+            _ => self.dead_letters.append(stream, records).await,
+        }
+    }
+
+    async fn end_offsets(&self, stream: Stream) -> Result<Vec<(i32, i64)>, LogError> {
+        match stream {
+            Stream::Events => self.events.end_offsets(stream).await,
+            _ => self.dead_letters.end_offsets(stream).await,
+        }
+    }
+
+    async fn consumer(
+        &self,
+        group: &str,
+        stream: Stream,
+    ) -> Result<Box<dyn LogConsumer>, LogError> {
+        match stream {
+            Stream::Events => self.events.consumer(group, stream).await,
+            _ => self.dead_letters.consumer(group, stream).await,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "split"
+    }
 }
 
 /// An [`EventLog`] that refuses appends to one stream and passes everything else to a real log.
@@ -91,6 +182,10 @@ fn fatal() -> LogError {
 }
 
 async fn start(mode: LogMode) -> Harness {
+    start_with(mode, MaxInFlight::DEFAULT).await
+}
+
+async fn start_with(mode: LogMode, max_in_flight: MaxInFlight) -> Harness {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = EmbeddedLog::open(&dir.path().join("log")).expect("embedded log");
     let served: Arc<dyn EventLog> = match mode {
@@ -100,6 +195,14 @@ async fn start(mode: LogMode) -> Harness {
             stream,
             error,
             failed: AtomicBool::new(false),
+        }),
+        LogMode::Gated(gate) => Arc::new(GatedLog {
+            inner: log.clone(),
+            gate,
+        }),
+        LogMode::Events(events) => Arc::new(SplitLog {
+            events,
+            dead_letters: log.clone(),
         }),
     };
     let db = dir.path().join("identity.db");
@@ -136,7 +239,8 @@ async fn start(mode: LogMode) -> Harness {
         identity,
         Arc::new(keys),
         data_keys.clone(),
-    );
+    )
+    .with_max_in_flight(max_in_flight);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -963,4 +1067,169 @@ async fn identity_store_unavailable_is_503_and_nothing_is_appended() {
     assert_eq!(h.read(Stream::Events).await.len(), 0);
     assert_eq!(h.read(Stream::DeadLetter).await.len(), 0);
     assert_eq!(h.stats().unavailable, 1);
+}
+
+// ---------------------------------------------------------------- overload
+
+/// A slow log (or identity store) holds batches in flight; beyond the bound, a batch is
+/// answered `503` with `Retry-After` at once instead of waiting in memory. Nothing a `200`
+/// answered is lost, and the refused batch, retried, is stored.
+#[tokio::test]
+async fn batches_beyond_the_in_flight_bound_are_503_and_nothing_accepted_is_lost() {
+    let gate = Arc::new(Gate::closed());
+    let h = Arc::new(start_with(LogMode::Gated(gate.clone()), MaxInFlight(2)).await);
+    let batch = |n: i64| {
+        (0..n)
+            .map(|i| paid(json!({"oa_openid": format!("o{i}")}), 1 + i))
+            .collect::<Vec<_>>()
+    };
+    let (a, b, c) = (batch(2), batch(3), batch(4));
+    let send = |events: Vec<Value>| {
+        let h = h.clone();
+        tokio::spawn(async move { h.events(events).await })
+    };
+    let first = send(a.clone());
+    let second = send(b.clone());
+    // Both admitted batches are waiting on the log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gate.waiting.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "batches did not reach the log"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let refused = h.events(c.clone()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(refused.error().contains("busy"), "{}", refused.body);
+    assert_eq!(h.stats().unavailable, 1);
+
+    // The log catches up: the admitted batches are stored and answered 200.
+    gate.permits.add_permits(1000);
+    assert_eq!(first.await.expect("first").ok().accepted, 2);
+    assert_eq!(second.await.expect("second").ok().accepted, 3);
+    // The client retries the refused batch, as Retry-After asks.
+    assert_eq!(h.events(c.clone()).await.ok().accepted, 4);
+
+    let stored: Vec<String> = h
+        .read(Stream::Events)
+        .await
+        .into_iter()
+        .map(|d| d.event_id)
+        .collect();
+    let mut expected: Vec<String> = a
+        .iter()
+        .chain(&b)
+        .chain(&c)
+        .map(|e| e["event_id"].as_str().expect("id").to_owned())
+        .collect();
+    let mut got = stored.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "every accepted event once, nothing else");
+    let s = h.stats();
+    assert_eq!((s.batches, s.accepted, s.unavailable), (3, 9, 1));
+}
+
+/// A real broker behind a producer queue smaller than a batch: the queue does not grow, the
+/// batch is answered `503` with `Retry-After`; a batch that fits is stored.
+#[tokio::test]
+async fn a_full_producer_queue_is_503_with_retry_after() {
+    let Some(brokers) =
+        liandong_testkit::required_env(liandong_testkit::KAFKA_VAR, "Kafka-protocol broker")
+    else {
+        return;
+    };
+    let kafka = KafkaLog::connect(KafkaConfig {
+        brokers,
+        topic_prefix: format!("ldtest-overload-{}", uuid::Uuid::new_v4()),
+        partitions: 1,
+        replication_factor: -1,
+        client_options: vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("queue.buffering.max.messages".into(), "5".into()),
+            // Records stay in the queue for a while, so a batch larger than it fills it.
+            ("linger.ms".into(), "200".into()),
+        ],
+        create_topics: true,
+    })
+    .await
+    .expect("broker");
+    let kafka: Arc<dyn EventLog> = kafka;
+    let h = start(LogMode::Events(kafka.clone())).await;
+    let too_many: Vec<Value> = (0..20)
+        .map(|i| paid(json!({"oa_openid": "o1"}), 1 + i))
+        .collect();
+    let a = h.events(too_many).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(a.headers["retry-after"], "1");
+    assert!(a.error().contains("event log unavailable"), "{}", a.body);
+
+    let fits: Vec<Value> = (0..3)
+        .map(|i| paid(json!({"oa_openid": "o2"}), 1 + i))
+        .collect();
+    let ids: Vec<String> = fits
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("id").to_owned())
+        .collect();
+    // Retried as a client does, once the queue has drained.
+    let mut tries = 0;
+    loop {
+        let a = h.events(fits.clone()).await;
+        if a.status == StatusCode::SERVICE_UNAVAILABLE && tries < 10 {
+            tries += 1;
+            let wait: u64 = a.headers["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
+        assert_eq!(a.ok().accepted, 3);
+        break;
+    }
+    // The accepted events are in the topic (with whatever the refused batch got in before the
+    // queue filled, which its retry would write again: event ids dedupe downstream).
+    let end: i64 = kafka
+        .end_offsets(Stream::Events)
+        .await
+        .expect("end offsets")
+        .iter()
+        .map(|(_, e)| e)
+        .sum();
+    let mut consumer = kafka.consumer("t", Stream::Events).await.expect("consumer");
+    let mut stored: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while (stored.len() as i64) < end {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of {end}",
+            stored.len()
+        );
+        let got = consumer
+            .poll(100, Duration::from_millis(500))
+            .await
+            .expect("poll");
+        stored.extend(got.into_iter().map(|d| d.event_id));
+    }
+    for id in &ids {
+        assert_eq!(
+            stored.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} stored once"
+        );
+    }
+    assert!(
+        stored.len() <= 5 + 3,
+        "the queue bounded what got in: {}",
+        stored.len()
+    );
 }
