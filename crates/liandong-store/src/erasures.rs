@@ -72,6 +72,9 @@ pub async fn register(
     hashes: &BTreeSet<String>,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    if hashes.is_empty() {
+        return Ok(());
+    }
     match store {
         ReadStore::Postgres(p) => register_in(&mut *p.acquire().await?, hashes, at).await,
         ReadStore::Sqlite(p) => register_in(&mut *p.acquire().await?, hashes, at).await,
@@ -83,6 +86,11 @@ pub async fn registered(
     store: &ReadStore,
     hashes: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, StoreError> {
+    // Nothing to look up needs no connection (a batch without identifiers to check goes on
+    // while the store is down).
+    if hashes.is_empty() {
+        return Ok(BTreeSet::new());
+    }
     match store {
         ReadStore::Postgres(p) => registered_in(&mut *p.acquire().await?, hashes).await,
         ReadStore::Sqlite(p) => registered_in(&mut *p.acquire().await?, hashes).await,
