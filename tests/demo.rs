@@ -156,10 +156,14 @@ async fn a_simulated_week_is_accepted_and_fills_the_read_models() {
             && a["orders_paid"].as_i64() > Some(0)),
         "{activities}"
     );
+    // Reservations fill the board. Whether a reservation is followed by its join inside the
+    // simulated week depends on the weekday the test runs on (seckills join on Fridays, are
+    // reserved Monday to Thursday), so `reserved_joined_users` is not asserted here; the
+    // projection tests pin it.
     assert!(
         campaigns
             .iter()
-            .any(|a| a["reserved_joined_users"].as_i64() > Some(0)),
+            .any(|a| a["reserved_users"].as_i64() > Some(0)),
         "{activities}"
     );
     running.stop().await.unwrap();
