@@ -179,6 +179,12 @@ pub async fn prepare(
         }
         ReadStore::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
+            // Take the write lock first (see `commit`): a transaction that read first could not
+            // upgrade once ingestion had written meanwhile, and SQLite refuses that at once.
+            sqlx::query("UPDATE liandong_projections SET version = version WHERE projection = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             let stored: Option<i32> = sqlx::query_scalar(VERSION)
                 .bind(name)
                 .fetch_optional(&mut *tx)
@@ -259,7 +265,20 @@ impl Projector {
         let this = self.inner;
         let name = this.projection.name();
         let mine = this.projection.version();
-        let mut prepared = prepare(&this.store, this.projection.as_ref()).await?;
+        // A store that does not answer yet (or a busy SQLite file) is waited for, as a batch
+        // would be; only a newer version stops the projector.
+        let mut backoff = Duration::from_millis(100);
+        let mut prepared = loop {
+            match prepare(&this.store, this.projection.as_ref()).await {
+                Ok(p) => break p,
+                Err(e @ StoreError::Superseded { .. }) => return Err(e.into()),
+                Err(e) => {
+                    warn!(projection = name, error = %e, "cannot prepare the projection; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
         let mut consumer = this.log.consumer(&this.group(), Stream::Events).await?;
         info!(projection = name, group = %this.group(), log = this.log.kind(), "projector started");
         let live = Slot {
