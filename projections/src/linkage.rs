@@ -252,22 +252,7 @@ pub(crate) async fn update<C: Db + ?Sized>(
     orders: &[OrderChange],
     reset: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let mut by_member: BTreeMap<&str, Vec<&OrderChange>> = BTreeMap::new();
-    for o in orders {
-        by_member.entry(&o.member_key).or_default().push(o);
-    }
-    let mut affected: BTreeMap<&str, BTreeSet<NaiveDate>> = BTreeMap::new();
-    for (key, events) in added {
-        let orders = by_member.remove(key.as_str()).unwrap_or_default();
-        let days = affected_days(events, &orders, tz);
-        if !days.is_empty() {
-            affected.insert(key, days);
-        }
-    }
-    for (key, orders) in by_member {
-        let days = affected_days(&[], &orders, tz);
-        affected.entry(key).or_default().extend(days);
-    }
+    let affected = crate::orders::affected_members(added, orders, tz, affected_days);
     if affected.is_empty() && reset.is_empty() {
         return Ok(());
     }

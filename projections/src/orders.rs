@@ -196,6 +196,38 @@ pub(crate) async fn reset<C: Db + ?Sized>(db: &mut C, keys: &str) -> Result<(), 
     Ok(())
 }
 
+/// The members whose days a batch can move, and those days: for each member with new events or
+/// changed orders, `affected_days` of its events and order changes (a windowed read model's own
+/// rule). A member with new events but no affected day is left out.
+pub(crate) fn affected_members<'a>(
+    added: &'a BTreeMap<String, Vec<ProfileEvent>>,
+    orders: &'a [OrderChange],
+    tz: chrono_tz::Tz,
+    affected_days: fn(
+        &[ProfileEvent],
+        &[&OrderChange],
+        chrono_tz::Tz,
+    ) -> BTreeSet<chrono::NaiveDate>,
+) -> BTreeMap<&'a str, BTreeSet<chrono::NaiveDate>> {
+    let mut by_member: BTreeMap<&str, Vec<&OrderChange>> = BTreeMap::new();
+    for o in orders {
+        by_member.entry(&o.member_key).or_default().push(o);
+    }
+    let mut affected: BTreeMap<&str, BTreeSet<chrono::NaiveDate>> = BTreeMap::new();
+    for (key, events) in added {
+        let orders = by_member.remove(key.as_str()).unwrap_or_default();
+        let days = affected_days(events, &orders, tz);
+        if !days.is_empty() {
+            affected.insert(key, days);
+        }
+    }
+    for (key, orders) in by_member {
+        let days = affected_days(&[], &orders, tz);
+        affected.entry(key).or_default().extend(days);
+    }
+    affected
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
