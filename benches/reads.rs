@@ -24,6 +24,7 @@ use serde_json::json;
 
 const ANALYST: &str = "bench-analyst-key-0123456789";
 const SUPPORT: &str = "bench-support-key-0123456789";
+const DECIDE: &str = "bench-decide-key-0123456789";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -74,7 +75,11 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
         format!("INSERT INTO fact_experiment SELECT 'u' || m, 'menu', 'entry_name', CASE WHEN m % 50 = 0 THEN NULL WHEN m % 2 = 0 THEN 'control' ELSE 'b' END,
             TIMESTAMPTZ '{s} 04:00:00+00', m % 7 = 0 OR (m % 2 = 1 AND m % 11 = 0) FROM generate_series(1::bigint, {n}) m WHERE m % 3 = 0"),
         format!("INSERT INTO member_profile SELECT 'u' || m, 'u' || m, 'oa' || m, 'mp' || m, TIMESTAMPTZ '{s} 00:00:00+00', now(),
-            'menu', m % 2 = 0, NULL, NULL, m % 4, (m % 4) * 1990, NULL, NULL, m % 3, m % 5, true, NULL FROM generate_series(1::bigint, {n}) m"),
+            'menu', m % 2 = 0, NULL, NULL, m % 4, (m % 4) * 1990, NULL, NULL, m % 3, m % 5, m % 11 <> 0,
+            CASE WHEN m % 7 = 0 THEN now() - (m % 48) * INTERVAL '1 hour' END FROM generate_series(1::bigint, {n}) m"),
+        // Interests: two content categories per member.
+        format!("INSERT INTO member_interest SELECT 'u' || m, (ARRAY['烘焙','玩具','咖啡','母婴','运动'])[(m + j) % 5 + 1], (m * (j + 1)) % 9, (m + j) % 7,
+            TIMESTAMPTZ '{s} 05:00:00+00' + ((m * 7919 + j) % 90) * INTERVAL '1 day' FROM generate_series(1::bigint, {n}) m, generate_series(0, 2, 2) j"),
         format!("INSERT INTO metric_menu_entry_daily SELECT DATE '{s}' + d, e, v, 5000 + (d * 37 + length(e)) % 900, 400 + (d * 13) % 300
             FROM generate_series(0, 89) d, unnest(ARRAY['立即点餐','进入小程序点餐','我的订单','领优惠券','会员中心','门店地址']) e, unnest(ARRAY['','control','b']) v"),
         format!("INSERT INTO metric_article_daily SELECT DATE '{s}' + d, 'a' || a, 100 + (d * a) % 500, 10 + (d + a) % 60
@@ -180,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
         ("LIANDONG_DATABASE_URL", db.url().to_owned()),
         (
             "LIANDONG_API_KEYS",
-            format!("analyst:{ANALYST},support:{SUPPORT}"),
+            format!("analyst:{ANALYST},support:{SUPPORT},decide:{DECIDE}"),
         ),
     ];
     let cfg = Config::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
@@ -191,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
     let range = format!("from={from}&to={today}");
     let weeks_from =
         from - Days::days(from.format("%u").to_string().parse::<i64>().unwrap_or(1) - 1);
+    // A member prompted within the last 48 hours (every 7th), halfway through the keys.
+    let prompted = members / 2 / 7 * 7;
     let endpoints: Vec<(&str, String, String, &str)> = vec![
         ("menu entries", format!("/v1/metrics/menu-entries?{range}"),
             format!("SELECT * FROM metric_menu_entry_daily WHERE day BETWEEN '{from}' AND '{today}' ORDER BY day, entry, variant"), ANALYST),
@@ -218,10 +225,22 @@ async fn main() -> anyhow::Result<()> {
             "SELECT * FROM metric_activity WHERE activity_id = 'act7'".into(), ANALYST),
         ("member lookup", format!("/v1/members/u{}", members / 2),
             format!("SELECT * FROM member_profile WHERE member_key = 'u{}'", members / 2), SUPPORT),
+        // Decisions (the apps' real-time calls): one member's row; goal p99 < 5 ms.
+        ("decision: follow prompt", format!("/v1/members/u{prompted}/follow-prompt"),
+            format!("SELECT * FROM member_profile WHERE member_key = 'u{prompted}'"), DECIDE),
+        ("decision: channel", format!("/v1/members/u{prompted}/channel?purpose=activity&urgent=true"),
+            format!("SELECT * FROM member_profile WHERE member_key = 'u{prompted}'"), DECIDE),
+        ("decision: unknown member", "/v1/members/mp:nobody/follow-prompt".into(),
+            "SELECT * FROM member_profile WHERE member_key = 'mp:nobody'".into(), DECIDE),
+        ("interests", format!("/v1/members/u{prompted}/interests"),
+            format!("SELECT * FROM member_interest WHERE member_key = 'u{prompted}' ORDER BY article_reads + page_views DESC, category"), DECIDE),
+        // A segment count reads every member's row (named, not a real-time call).
+        ("segment count (interest, following)", format!("/v1/segments/count?interest={}&following=true", "%E7%83%98%E7%84%99"),
+            "SELECT count(*) FROM member_profile p WHERE EXISTS (SELECT 1 FROM member_interest i WHERE i.member_key = p.member_key AND i.category = '烘焙') AND p.following".into(), ANALYST),
     ];
 
     let mut lines = Vec::new();
-    let timed_http = |path: String, key: &'static str| {
+    let timed_http = |path: String, key: &'static str, requests: usize| {
         let client = client.clone();
         let url = format!("{base}{path}");
         async move {
@@ -240,12 +259,18 @@ async fn main() -> anyhow::Result<()> {
     };
     lines.push(line(
         "baseline: GET /health/live",
-        timed_http("/health/live".into(), ANALYST).await?,
+        timed_http("/health/live".into(), ANALYST, requests).await?,
     ));
     for (name, path, sql, key) in &endpoints {
+        // A segment count scans the members: fewer samples keep the run short.
+        let requests = if name.starts_with("segment") {
+            requests.min(40)
+        } else {
+            requests
+        };
         lines.push(line(
             &format!("GET {name}"),
-            timed_http(path.clone(), key).await?,
+            timed_http(path.clone(), key, requests).await?,
         ));
         let mut samples = Vec::with_capacity(requests);
         for i in 0..requests + 20 {

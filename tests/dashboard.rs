@@ -120,7 +120,13 @@ async fn start_driver(path: &Path, log: &Path) -> Driver {
     driver
 }
 
-async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+/// A headless Chromium session; its downloads land in `downloads`, without asking.
+async fn open_browser(
+    driver: &Driver,
+    chromium: &Path,
+    profile: &Path,
+    downloads: &Path,
+) -> Client {
     let args = [
         "--headless",
         "--no-sandbox",
@@ -137,7 +143,10 @@ async fn open_browser(driver: &Driver, chromium: &Path, profile: &Path) -> Clien
     ];
     let caps = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": {"binary": chromium, "args": args},
+        "goog:chromeOptions": {"binary": chromium, "args": args, "prefs": {
+            "download.default_directory": downloads,
+            "download.prompt_for_download": false,
+        }},
     });
     let serde_json::Value::Object(caps) = caps else {
         unreachable!("an object")
@@ -308,6 +317,53 @@ impl Api {
     }
 }
 
+/// Clicks the CSV button `[data-csv="<name>"]` and returns the downloaded file's records, the
+/// header first; checks the byte-order mark that makes Excel read it as UTF-8.
+async fn download_csv(c: &Client, downloads: &Path, name: &str, file: &str) -> Vec<Vec<String>> {
+    let path = downloads.join(file);
+    let _ = std::fs::remove_file(&path);
+    c.find(Locator::Css(&format!("[data-csv=\"{name}\"]")))
+        .await
+        .unwrap_or_else(|e| panic!("the CSV button of {name}: {e}"))
+        .click()
+        .await
+        .expect("click");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let bytes = loop {
+        // Chromium writes `<file>.crdownload` and renames it when done.
+        if let Ok(bytes) = std::fs::read(&path) {
+            break bytes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{file} was not downloaded into {}: {:?}",
+            downloads.display(),
+            std::fs::read_dir(downloads)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = bytes
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or_else(|| panic!("{file} starts with a UTF-8 byte-order mark"));
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text)
+        .records()
+        .map(|r| r.expect("a CSV record").iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// The cells of a JSON value as the CSV writes them: text as it is, numbers as JavaScript
+/// prints them, null as nothing.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -371,7 +427,9 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     api.caught_up().await;
 
     let driver = start_driver(&driver_path, &dir.path().join("chromedriver.log")).await;
-    let c = open_browser(&driver, &chromium, &dir.path().join("profile")).await;
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).expect("the downloads folder");
+    let c = open_browser(&driver, &chromium, &dir.path().join("profile"), &downloads).await;
     c.goto(&format!("{}/", api.base))
         .await
         .expect("open the page");
@@ -645,6 +703,213 @@ async fn the_dashboard_shows_the_apis_numbers_to_the_right_roles() {
     let target = target_dir();
     std::fs::create_dir_all(&target).expect("the target folder");
     std::fs::write(target.join("dashboard.png"), &png).expect("save the screenshot");
+
+    // --- CSV: a table downloads every row it stands on, raw numbers under its titles -----------
+    let menu = api
+        .get(
+            &format!("/v1/metrics/menu-entries?from={from}&to={to}"),
+            ANALYST,
+        )
+        .await;
+    let records = download_csv(
+        &c,
+        &downloads,
+        "menu-entries",
+        &format!("liandong-menu-entries-{from}_{to}.csv"),
+    )
+    .await;
+    assert_eq!(
+        records[0],
+        ["入口", "变体", "曝光", "点击", "点击率（按次）"],
+        "the header: the table's column titles"
+    );
+    let mut from_csv: Vec<Vec<String>> = records[1..].to_vec();
+    let mut from_api: Vec<Vec<String>> = menu["totals"]
+        .as_array()
+        .expect("totals")
+        .iter()
+        .map(|r| {
+            ["entry", "variant", "exposures", "clicks", "click_rate"]
+                .iter()
+                .map(|k| cell(&r[k]))
+                .collect()
+        })
+        .collect();
+    from_csv.sort();
+    from_api.sort();
+    assert!(!from_api.is_empty());
+    assert_eq!(from_csv, from_api, "the menu CSV holds the API's rows");
+
+    // --- the review: a printable page of the period, its sections filled -----------------------
+    // An experiment that concludes: the variant's members all tap the prompt, the control's none.
+    let concluded = format!("review-prompt-{}", uuid::Uuid::new_v4().simple());
+    let now = Utc::now().to_rfc3339();
+    let prompts: Vec<Value> = (0..120)
+        .flat_map(|i| {
+            let variant = if i % 2 == 0 { "control" } else { "b" };
+            let user = json!({"mp_openid": format!("review_{i}")});
+            let props = json!({"placement": "home", "experiment": concluded, "variant": variant});
+            let shown = json!({"event_id": uuid::Uuid::new_v4().to_string(), "type": "mp.follow_prompt.shown",
+                               "occurred_at": now, "user": user, "props": props});
+            let click = json!({"event_id": uuid::Uuid::new_v4().to_string(), "type": "mp.follow_prompt.click",
+                               "occurred_at": now, "user": user, "props": props});
+            if variant == "b" { vec![shown, click] } else { vec![shown] }
+        })
+        .collect();
+    api.send(&prompts).await;
+    api.caught_up().await;
+    let review = api
+        .get(&format!("/v1/reports/review?from={from}&to={to}"), ANALYST)
+        .await;
+    let keys = |list: &str| -> Vec<String> {
+        review[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("{list}"))
+            .iter()
+            .map(|m| m["key"].as_str().expect("a key").to_owned())
+            .collect()
+    };
+    assert!(
+        review["concluded_experiments"]
+            .as_array()
+            .expect("concluded")
+            .iter()
+            .any(|e| e["experiment"] == concluded.as_str() && e["verdict"] == "better"),
+        "the prompt experiment concluded: {review}"
+    );
+    c.find(Locator::Css("#open-review"))
+        .await
+        .expect("the review link")
+        .click()
+        .await
+        .expect("click");
+    let sections = [
+        "kpis",
+        "menu",
+        "articles",
+        "templates",
+        "campaigns",
+        "experiments",
+    ];
+    wait_for(
+        &c,
+        &format!(
+            "return document.getElementById('board').hidden
+               && {sections:?}.every(s => document.querySelector(`[data-review-section=\"${{s}}\"] tbody tr`))
+               && document.querySelectorAll('[data-review-section=\"kpis\"] tbody tr').length === 8
+               && document.querySelector('[data-review-section=\"experiments\"]').textContent.includes({})",
+            json!(concluded)
+        ),
+        30,
+        "the review's six sections with rows",
+    )
+    .await;
+    let column = |section: &str| {
+        format!(
+            "return [...document.querySelectorAll('[data-review-section=\"{section}\"] tbody tr')].map(tr => tr.children[0].textContent)"
+        )
+    };
+    for (section, list) in [
+        ("menu", "menu_entries"),
+        ("articles", "articles"),
+        ("templates", "templates"),
+    ] {
+        assert_eq!(
+            js(&c, &column(section)).await,
+            json!(keys(list)),
+            "the review's {section} movers, in the API's order"
+        );
+    }
+    let campaigns: Vec<&str> = review["campaigns"]
+        .as_array()
+        .expect("campaigns")
+        .iter()
+        .map(|a| a["activity_id"].as_str().expect("an id"))
+        .collect();
+    assert_eq!(js(&c, &column("campaigns")).await, json!(campaigns));
+    assert!(
+        !keys("articles").is_empty() && !campaigns.is_empty(),
+        "{review}"
+    );
+
+    // Printed to PDF (A4, as the print button would): every section is there with its data, and
+    // nothing of the page's controls.
+    let pdf = c
+        .print(fantoccini::wd::PrintConfiguration::default())
+        .await
+        .expect("the page printed to PDF");
+    std::fs::write(target.join("review.pdf"), &pdf).expect("save the PDF");
+    let text = pdf_extract::extract_text_from_mem(&pdf).expect("the PDF's text");
+    let flat: String = text.split_whitespace().collect();
+    let want = [
+        "经营复盘",
+        "核心指标对比",
+        "菜单入口：变化最大",
+        "图文文章：变化最大",
+        "消息模板：变化最大",
+        "活动：按收入",
+        "已有结论的实验",
+        "菜单栏入口点击率",
+        "优于对照",
+    ];
+    for w in want.iter().map(|w| w.to_string()).chain([
+        keys("articles")[0].clone(),
+        campaigns[0].to_owned(),
+        concluded.clone(),
+    ]) {
+        assert!(
+            flat.contains(&w.split_whitespace().collect::<String>()),
+            "the printed review shows {w:?}; its text:\n{text}"
+        );
+    }
+    for hidden in ["统计区间", "下载CSV", "打印/存为PDF"] {
+        assert!(
+            !flat.contains(hidden),
+            "the printed review leaves out {hidden:?}; its text:\n{text}"
+        );
+    }
+
+    // The review's tables download too: the article movers as the API ranks them.
+    let records = download_csv(
+        &c,
+        &downloads,
+        "review-articles",
+        &format!("liandong-review-articles-{from}_{to}.csv"),
+    )
+    .await;
+    assert_eq!(records[0], ["文章", "本期", "上期", "变化"]);
+    let want: Vec<Vec<String>> = review["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .map(|m| {
+            ["key", "current", "previous", "change"]
+                .iter()
+                .map(|k| cell(&m[k]))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        records[1..].to_vec(),
+        want,
+        "the review's article movers as CSV"
+    );
+
+    // Back to the dashboard: its charts are drawn again, at their size.
+    c.find(Locator::Css("#review-back"))
+        .await
+        .expect("the way back")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &c,
+        "return !document.getElementById('board').hidden && document.getElementById('review').hidden
+           && document.querySelector('#chart-clicks canvas').width > 100",
+        20,
+        "the dashboard again",
+    )
+    .await;
 
     // --- live: new events move the numbers without a reload ----------------------------------
     let before = shown[0].1;

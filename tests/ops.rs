@@ -3,8 +3,9 @@
 //! family with the values the traffic implies and no member's identifier; and the dead-letter
 //! commands list what was rejected and replay it through today's validation — an event that now
 //! passes is appended once however often it is replayed, one that still fails stays a dead
-//! letter once, one refused for its key or holding redacted personal data is never replayed.
-//! Both on the embedded log with SQLite and on Kafka (a broker process) with PostgreSQL.
+//! letter once, one refused for its key or holding redacted personal data is never replayed;
+//! and the decisions an app asks for (`follow-prompt`, `channel`) reflect an event within
+//! seconds of its acknowledgement. Both on the embedded log with SQLite and on Kafka (a broker process) with PostgreSQL.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use serde_json::{json, Value};
 const INGEST: &str = "ops-ingest-key-0123456789";
 const CLIENT: &str = "ops-client-key-0123456789";
 const SUPPORT: &str = "ops-support-key-0123456789";
-const KEYS: &str = "ingest:ops-ingest-key-0123456789,client:ops-client-key-0123456789,support:ops-support-key-0123456789";
+const DECIDE: &str = "ops-decide-key-0123456789";
+const KEYS: &str = "ingest:ops-ingest-key-0123456789,client:ops-client-key-0123456789,support:ops-support-key-0123456789,decide:ops-decide-key-0123456789";
 const METRICS_KEY: &str = "ops-metrics-key-0123456789";
 
 /// A `liandong serve`; SIGKILLed when dropped.
@@ -464,6 +466,113 @@ async fn metrics_of_a_running_serve_after_traffic_embedded() {
 async fn metrics_of_a_running_serve_after_traffic_kafka_postgres() {
     if let Some(d) = Deployment::kafka().await {
         metrics_after_traffic(d).await;
+    }
+}
+
+/// How long an app may wait for a decision to reflect an event it was told was accepted.
+const DECISION_FRESHNESS: Duration = Duration::from_secs(10);
+
+/// Asks `path` with the decide key until `done` holds for the answer; returns the answer and
+/// the time since `since`. Fails the test after [`DECISION_FRESHNESS`].
+async fn decision_until(
+    base: &str,
+    path: &str,
+    since: Instant,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let http = reqwest::Client::new();
+    loop {
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth(DECIDE)
+            .send()
+            .await
+            .expect("the decision answers");
+        assert_eq!(r.status(), 200, "{path}");
+        let answer: Value = r.json().await.expect("JSON");
+        if done(&answer) {
+            return (answer, since.elapsed());
+        }
+        assert!(
+            since.elapsed() < DECISION_FRESHNESS,
+            "{path} still answers {answer} {:?} after the event was acknowledged",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The decisions of a running `serve` follow a member's events within seconds of their
+/// acknowledgement: a shown follow prompt keeps the next one away until exactly 24 hours
+/// later, and turning activity notifications off leaves no channel for an activity message
+/// while a service message still goes.
+async fn decisions_follow_events(d: Deployment) {
+    let serve = d.serve().await;
+    let openid = format!("fresh{}", uuid::Uuid::new_v4().simple());
+    let member = format!("mp:{openid}");
+    let prompt_path = format!("/v1/members/{member}/follow-prompt");
+    let activity_path = format!("/v1/members/{member}/channel?purpose=activity&urgent=false");
+    let (before, _) = decision_until(&serve.base, &prompt_path, Instant::now(), |_| true).await;
+    assert_eq!(
+        (&before["show"], &before["reason"]),
+        (&json!(true), &json!("eligible")),
+        "an unknown member may be prompted"
+    );
+
+    let shown_at = Utc::now();
+    let shown = json!({"event_id": id(), "type": "mp.follow_prompt.shown",
+        "occurred_at": shown_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "user": {"mp_openid": openid}, "props": {"placement": "home"}});
+    let acked = Instant::now();
+    post(&serve.base, INGEST, &[shown]).await;
+    let (answer, prompt_latency) = decision_until(&serve.base, &prompt_path, acked, |a| {
+        a["reason"] == "prompted_within_24h"
+    })
+    .await;
+    assert_eq!(answer["show"], json!(false));
+    assert_eq!(
+        answer["allowed_again_at"],
+        json!((shown_at + chrono::Duration::hours(24))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        "allowed again 24 hours after the prompt"
+    );
+
+    let off = json!({"event_id": id(), "type": "member.preferences_changed",
+        "occurred_at": Utc::now().to_rfc3339(), "user": {"mp_openid": openid},
+        "props": {"activity_notifications": false}});
+    let acked = Instant::now();
+    post(&serve.base, INGEST, &[off]).await;
+    let (answer, channel_latency) = decision_until(&serve.base, &activity_path, acked, |a| {
+        a["reason"] == "notifications_off"
+    })
+    .await;
+    assert_eq!(answer["channel"], Value::Null, "no activity message");
+    let (service, _) = decision_until(
+        &serve.base,
+        &format!("/v1/members/{member}/channel?purpose=service&urgent=true"),
+        Instant::now(),
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        service["channel"],
+        json!("mp_notify"),
+        "a service notification still goes"
+    );
+    println!(
+        "decisions after acknowledgement: follow prompt {prompt_latency:?}, channel {channel_latency:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_follow_events_within_seconds_embedded() {
+    decisions_follow_events(Deployment::embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_follow_events_within_seconds_kafka_postgres() {
+    if let Some(d) = Deployment::kafka().await {
+        decisions_follow_events(d).await;
     }
 }
 

@@ -44,6 +44,7 @@
     lastOk: null,
     failing: false,
     charts: {},
+    view: 'board', // 'board' (the dashboard) or 'review' (the printable review, at #review)
   };
 
   // ---------------------------------------------------------------------------------------
@@ -201,7 +202,8 @@
     for (const chart of Object.values(state.charts)) chart.dispose();
     state.charts = {};
     // Nothing of the last key's data stays in the page.
-    for (const id of ['kpis', 'table-menu', 'table-articles', 'ab', 'table-messages', 'table-activities', 'member-result']) $(id).replaceChildren();
+    for (const id of ['kpis', 'table-menu', 'table-articles', 'ab', 'table-messages', 'table-activities', 'review-body', 'member-result']) $(id).replaceChildren();
+    $('review-period').textContent = '';
     delete $('member-result').dataset.member;
     $('member-key').value = '';
     showSignIn(messageKey);
@@ -254,10 +256,35 @@
     show('live', canMetrics());
     if (canMetrics()) {
       buildKpiCards();
+      applyView();
       renderLive();
       refresh();
       startPolling();
     }
+  }
+
+  /** Shows the view the address asks for: the review at #review, else the dashboard. */
+  function applyView() {
+    const view = location.hash === '#review' ? 'review' : 'board';
+    show('board', view === 'board');
+    show('review', view === 'review');
+    show('open-review', view === 'board');
+    if (view === state.view) return false;
+    state.view = view;
+    if (view === 'board') {
+      // Charts drawn before the dashboard was hidden take its size again.
+      Object.values(state.charts).forEach((c) => c.isDisposed() || c.resize());
+    }
+    return true;
+  }
+
+  function viewChanged() {
+    if (!canMetrics() || !applyView()) return;
+    window.scrollTo(0, 0);
+    if (!state.range) return; // the first answer has not come yet; it reads the new view's endpoints
+    state.gen += 1;
+    state.raw = {};
+    refresh();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -310,9 +337,10 @@
     state.timer = null;
   }
 
-  /** The endpoints a metric view reads, for the current range. */
+  /** The endpoints the current view reads, for the current range. */
   function endpoints() {
     const q = { from: state.range.from, to: state.range.to };
+    if (state.view === 'review') return { review: ['v1/reports/review', q], status: ['v1/status', {}] };
     return {
       summary: ['v1/metrics/summary', q],
       linkage: ['v1/metrics/linkage', q],
@@ -414,6 +442,7 @@
     if (has('ab')) renderAb();
     if (has('messages')) renderMessages();
     if (has('activities')) renderActivities();
+    if (has('review')) renderReview();
   }
 
   function renderAll() {
@@ -783,10 +812,14 @@
       el('span', { text: pct(rate) }));
   }
 
-  function table(columns, rows, limit) {
+  /** A table of `rows` (the first `limit` shown). With `csv` ({name, range}), a button above it
+   *  downloads every row as CSV: each column's `csv(row)` value (raw numbers, rates as
+   *  fractions), under the column titles of the page's language. */
+  function table(columns, rows, limit, csv) {
     if (!rows.length) return el('div', { class: 'empty', text: t('table.empty') });
     const shown = rows.slice(0, limit);
     const wrap = el('div', {},
+      csv ? csvButton(csv, columns, rows) : null,
       el('table', { class: 'data' },
         el('thead', {}, el('tr', {}, columns.map((c) => el('th', { text: c.title })))),
         el('tbody', {}, shown.map((r) => el('tr', {}, columns.map((c) => el('td', { class: c.text ? 'text' : null }, c.cell(r))))))));
@@ -794,6 +827,43 @@
       wrap.append(el('p', { class: 'muted small table-note', text: t('table.more', { n: rows.length, shown: shown.length }) }));
     }
     return wrap;
+  }
+
+  // --- CSV downloads ----------------------------------------------------------------------------
+
+  /** One CSV field (RFC 4180). Text from the data that a spreadsheet would run as a formula
+   *  (starting with = + - @, a tab or a carriage return) is prefixed with ' (OWASP's advice). */
+  function csvField(v) {
+    if (v === null || v === undefined) return '';
+    let s = String(v);
+    if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  /** The CSV text of `rows`: a header of the column titles, then a line per row. Starts with a
+   *  byte-order mark, so Excel opens the Chinese text as UTF-8. */
+  function csvText(columns, rows) {
+    const lines = [columns.map((c) => c.title), ...rows.map((r) => columns.map((c) => (c.csv ? c.csv(r) : c.cell(r))))];
+    return '\uFEFF' + lines.map((cells) => cells.map(csvField).join(',')).join('\r\n') + '\r\n';
+  }
+
+  /** The download's file name: liandong-<name>[-<from>_<to>].csv, in plain ASCII. */
+  function csvFileName(name, range) {
+    const safe = String(name).replace(/[^A-Za-z0-9_.-]+/g, '_');
+    return `liandong-${safe}${range ? `-${range.from}_${range.to}` : ''}.csv`;
+  }
+
+  function csvButton(csv, columns, rows) {
+    const button = el('button', { class: 'btn btn-chip csv-download no-print', type: 'button', 'data-csv': csv.name, text: t('csv.download') });
+    button.addEventListener('click', () => {
+      const blob = new Blob([csvText(columns, rows)], { type: 'text/csv;charset=utf-8' });
+      const a = el('a', { href: URL.createObjectURL(blob), download: csvFileName(csv.name, csv.range) });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    });
+    return el('div', { class: 'table-tools' }, button);
   }
 
   /** The period a traffic table covers and what it counts. */
@@ -809,11 +879,11 @@
     const rows = [...d.totals].sort((a, b) => b.exposures - a.exposures || a.entry.localeCompare(b.entry));
     target.replaceChildren(tableScope('menu', d.range), table([
       { title: t('col.entry'), cell: (r) => r.entry, text: true },
-      { title: t('col.variant'), cell: (r) => r.variant || t('variant.none'), text: true },
-      { title: t('col.exposures'), cell: (r) => num(r.exposures) },
-      { title: t('col.clicks'), cell: (r) => num(r.clicks) },
-      { title: t('col.ctr'), cell: (r) => rateCell(r.click_rate) },
-    ], rows, 20));
+      { title: t('col.variant'), cell: (r) => r.variant || t('variant.none'), csv: (r) => r.variant, text: true },
+      { title: t('col.exposures'), cell: (r) => num(r.exposures), csv: (r) => r.exposures },
+      { title: t('col.clicks'), cell: (r) => num(r.clicks), csv: (r) => r.clicks },
+      { title: t('col.ctr'), cell: (r) => rateCell(r.click_rate), csv: (r) => r.click_rate },
+    ], rows, 20, { name: 'menu-entries', range: d.range }));
   }
 
   function renderArticleTable() {
@@ -825,10 +895,10 @@
     const rows = [...d.totals].sort((a, b) => b.reads - a.reads || a.article_id.localeCompare(b.article_id));
     target.replaceChildren(tableScope('articles', d.range), table([
       { title: t('col.article'), cell: (r) => r.article_id, text: true },
-      { title: t('col.reads'), cell: (r) => num(r.reads) },
-      { title: t('col.clicks'), cell: (r) => num(r.clicks) },
-      { title: t('col.ctr'), cell: (r) => rateCell(r.click_rate) },
-    ], rows, 15));
+      { title: t('col.reads'), cell: (r) => num(r.reads), csv: (r) => r.reads },
+      { title: t('col.clicks'), cell: (r) => num(r.clicks), csv: (r) => r.clicks },
+      { title: t('col.ctr'), cell: (r) => rateCell(r.click_rate), csv: (r) => r.click_rate },
+    ], rows, 15, { name: 'articles', range: d.range }));
   }
 
   // --- A/B readout --------------------------------------------------------------------------
@@ -918,8 +988,21 @@
       el('td', { text: v.lift === null ? t('none') : signed(v.lift * 100, 1) + '%' }),
       el('td', { text: v.p_value === null ? t('none') : pValue(v.p_value) }),
       el('td', { text: v.ci_low === null ? t('none') : `${pp(v.ci_low, 'ab.pp')} ~ ${pp(v.ci_high, 'ab.pp')}` })));
+    const csvColumns = [
+      { title: t('ab.col.surface'), csv: () => e.surface },
+      { title: t('ab.col.experiment'), csv: () => e.experiment },
+      { title: t('ab.col.variant'), csv: (v) => v.variant },
+      { title: t('ab.col.exposed'), csv: (v) => v.exposed_users },
+      { title: t('ab.col.clicked'), csv: (v) => v.clicked_users },
+      { title: t('ab.col.ctr'), csv: (v) => v.ctr },
+      { title: t('ab.col.lift'), csv: (v) => v.lift },
+      { title: t('ab.col.p'), csv: (v) => v.p_value },
+      { title: t('ab.col.ci_low'), csv: (v) => v.ci_low },
+      { title: t('ab.col.ci_high'), csv: (v) => v.ci_high },
+    ];
     return el('div', { class: 'card ab-card' },
-      el('div', { class: 'ab-head' }, el('h3', { text: e.experiment })),
+      el('div', { class: 'ab-head' }, el('h3', { text: e.experiment }),
+        csvButton({ name: `ab-${e.surface}-${e.experiment}` }, csvColumns, e.variants)),
       verdicts,
       el('div', { class: 'table-wrap' },
         el('table', { class: 'data' },
@@ -942,17 +1025,17 @@
     target.replaceChildren(
       el('p', { class: 'muted small table-scope', 'data-table-scope': 'messages', text: t('msg.scope', d.range) }),
       table([
-        { title: t('msg.col.channel'), cell: (r) => t('msg.channel.' + r.channel), text: true },
-        { title: t('msg.col.template'), cell: (r) => el('span', { 'data-message': `${r.channel}/${r.template_id}`, text: r.template_id }), text: true },
-        { title: t('msg.col.sent'), cell: (r) => num(r.sent_users) },
-        { title: t('msg.col.delivered'), cell: (r) => num(r.delivered_users) },
-        { title: t('msg.col.clicked'), cell: (r) => num(r.clicked_users) },
-        { title: t('msg.col.visit'), cell: (r) => num(r.visit_users) },
-        { title: t('msg.col.converted'), cell: (r) => num(r.converted_users) },
-        { title: t('msg.col.delivery_rate'), cell: (r) => rateCell(r.delivery_rate) },
-        { title: t('msg.col.click_rate'), cell: (r) => rateCell(r.click_rate) },
-        { title: t('msg.col.conversion_rate'), cell: (r) => rateCell(r.conversion_rate) },
-      ], rows, 20));
+        { title: t('msg.col.channel'), cell: (r) => t('msg.channel.' + r.channel), csv: (r) => r.channel, text: true },
+        { title: t('msg.col.template'), cell: (r) => el('span', { 'data-message': `${r.channel}/${r.template_id}`, text: r.template_id }), csv: (r) => r.template_id, text: true },
+        { title: t('msg.col.sent'), cell: (r) => num(r.sent_users), csv: (r) => r.sent_users },
+        { title: t('msg.col.delivered'), cell: (r) => num(r.delivered_users), csv: (r) => r.delivered_users },
+        { title: t('msg.col.clicked'), cell: (r) => num(r.clicked_users), csv: (r) => r.clicked_users },
+        { title: t('msg.col.visit'), cell: (r) => num(r.visit_users), csv: (r) => r.visit_users },
+        { title: t('msg.col.converted'), cell: (r) => num(r.converted_users), csv: (r) => r.converted_users },
+        { title: t('msg.col.delivery_rate'), cell: (r) => rateCell(r.delivery_rate), csv: (r) => r.delivery_rate },
+        { title: t('msg.col.click_rate'), cell: (r) => rateCell(r.click_rate), csv: (r) => r.click_rate },
+        { title: t('msg.col.conversion_rate'), cell: (r) => rateCell(r.conversion_rate), csv: (r) => r.conversion_rate },
+      ], rows, 20, { name: 'messages', range: d.range }));
     const c = chart('chart-messages');
     if (!c) return;
     const top = rows.slice(0, 6);
@@ -974,6 +1057,8 @@
 
   // --- Campaigns: the live board ----------------------------------------------------------
 
+  /** Fen as yuan, a number, for CSV: 12345 -> 123.45. */
+  const fenToYuan = (fen) => (fen === null || fen === undefined ? null : fen / 100);
   const yuan = (fen) => (fen === null || fen === undefined ? t('none') : '¥' + new Intl.NumberFormat(locale(), { minimumFractionDigits: 2, maximumFractionDigits: 2 }).format(fen / 100));
 
   function renderActivities() {
@@ -986,18 +1071,92 @@
     target.replaceChildren(
       el('p', { class: 'muted small table-scope', 'data-table-scope': 'activities', text: t('act.scope') }),
       table([
-        { title: t('act.col.activity'), cell: (r) => el('span', { 'data-activity': r.activity_id, text: r.activity_id }), text: true },
-        { title: t('act.col.reserved'), cell: (r) => num(r.reserved_users) },
-        { title: t('act.col.joined'), cell: (r) => num(r.joined_users) },
-        { title: t('act.col.reserved_join'), cell: (r) => rateCell(r.reserved_join_rate) },
-        { title: t('act.col.guided_join'), cell: (r) => rateCell(r.guided_join_rate) },
-        { title: t('act.col.groups'), cell: (r) => `${num(r.groups_completed)} / ${num(r.groups_started)}` },
-        { title: t('act.col.group_success'), cell: (r) => rateCell(r.group_success_rate) },
-        { title: t('act.col.orders'), cell: (r) => num(r.orders_paid) },
-        { title: t('act.col.buyers'), cell: (r) => num(r.order_users) },
-        { title: t('act.col.revenue'), cell: (r) => el('span', { 'data-revenue': r.activity_id, text: yuan(r.revenue_fen) }) },
-        { title: t('act.col.aov'), cell: (r) => yuan(r.average_order_fen === null ? null : Math.round(r.average_order_fen)) },
-      ], rows, 100));
+        { title: t('act.col.activity'), cell: (r) => el('span', { 'data-activity': r.activity_id, text: r.activity_id }), csv: (r) => r.activity_id, text: true },
+        { title: t('act.col.reserved'), cell: (r) => num(r.reserved_users), csv: (r) => r.reserved_users },
+        { title: t('act.col.joined'), cell: (r) => num(r.joined_users), csv: (r) => r.joined_users },
+        { title: t('act.col.reserved_join'), cell: (r) => rateCell(r.reserved_join_rate), csv: (r) => r.reserved_join_rate },
+        { title: t('act.col.guided_join'), cell: (r) => rateCell(r.guided_join_rate), csv: (r) => r.guided_join_rate },
+        { title: t('act.col.groups_completed'), cell: (r) => num(r.groups_completed), csv: (r) => r.groups_completed },
+        { title: t('act.col.groups_started'), cell: (r) => num(r.groups_started), csv: (r) => r.groups_started },
+        { title: t('act.col.group_success'), cell: (r) => rateCell(r.group_success_rate), csv: (r) => r.group_success_rate },
+        { title: t('act.col.orders'), cell: (r) => num(r.orders_paid), csv: (r) => r.orders_paid },
+        { title: t('act.col.buyers'), cell: (r) => num(r.order_users), csv: (r) => r.order_users },
+        { title: t('act.col.revenue'), cell: (r) => el('span', { 'data-revenue': r.activity_id, text: yuan(r.revenue_fen) }), csv: (r) => fenToYuan(r.revenue_fen) },
+        { title: t('act.col.aov'), cell: (r) => yuan(r.average_order_fen === null ? null : Math.round(r.average_order_fen)), csv: (r) => (r.average_order_fen === null ? null : fenToYuan(Math.round(r.average_order_fen))) },
+      ], rows, 100, { name: 'campaigns' }));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The review (四(二)): each KPI against the previous period, the biggest movers, the campaigns
+  // by revenue and the experiments that concluded, on one printable page.
+
+  /** One section of the review: a title, a note, and its table (with its CSV download). */
+  function reviewSection(name, note, columns, rows, range) {
+    return el('section', { class: 'card review-section', 'data-review-section': name },
+      el('h2', { class: 'review-section-title', text: t('review.section.' + name) }),
+      note ? el('p', { class: 'muted small', text: note }) : null,
+      el('div', { class: 'table-wrap' }, rows.length
+        ? table(columns, rows, Infinity, { name: 'review-' + name, range })
+        : el('div', { class: 'empty', text: t(name === 'experiments' ? 'review.none.experiments' : 'table.empty') })));
+  }
+
+  /** A change, signed, in the page's colours (红涨绿跌 in Chinese). */
+  function changeCell(value, text) {
+    const dir = value > 0 ? 'up' : value < 0 ? 'down' : 'flat';
+    return el('span', { class: 'change ' + dir, text });
+  }
+
+  /** Columns of a mover table: the key, this period, the previous one, the change. */
+  function moverColumns(what) {
+    return [
+      { title: t('review.col.' + what), cell: (r) => r.key, text: true },
+      { title: t('review.col.current'), cell: (r) => num(r.current), csv: (r) => r.current },
+      { title: t('review.col.previous'), cell: (r) => num(r.previous), csv: (r) => r.previous },
+      { title: t('review.col.change'), cell: (r) => changeCell(r.change, (r.change > 0 ? '+' : r.change < 0 ? '−' : '') + num(Math.abs(r.change))), csv: (r) => r.change },
+    ];
+  }
+
+  function renderReview() {
+    const target = $('review-body');
+    const err = failure('review');
+    if (err) return target.replaceChildren(el('div', { class: 'card empty', text: err }));
+    const d = state.data.review;
+    if (!d) return;
+    $('review-period').textContent = t('review.period', { from: d.range.from, to: d.range.to, pfrom: d.previous_range.from, pto: d.previous_range.to });
+    const kpiColumns = [
+      { title: t('review.col.kpi'), cell: (k) => t('kpi.' + k.name), csv: (k) => k.name, text: true },
+      { title: t('review.col.current'), cell: (k) => pct(k.rate), csv: (k) => k.rate },
+      { title: t('review.col.previous'), cell: (k) => pct(k.previous.rate), csv: (k) => k.previous.rate },
+      { title: t('review.col.change_pp'), cell: (k) => (k.change === null ? t('none') : changeCell(k.change, pp(k.change))), csv: (k) => k.change },
+      { title: t('review.col.relative'), cell: (k) => (k.relative_change === null ? t('none') : changeCell(k.relative_change, signed(k.relative_change * 100, 1) + '%')), csv: (k) => k.relative_change },
+      { title: t('review.col.numerator'), cell: (k) => `${num(k.numerator)} ${t('count.' + k.numerator_of)}`, csv: (k) => k.numerator },
+      { title: t('review.col.denominator'), cell: (k) => `${num(k.denominator)} ${t('count.' + k.denominator_of)}`, csv: (k) => k.denominator },
+    ];
+    const campaignColumns = [
+      { title: t('act.col.activity'), cell: (r) => r.activity_id, text: true },
+      { title: t('act.col.joined'), cell: (r) => num(r.joined_users), csv: (r) => r.joined_users },
+      { title: t('act.col.orders'), cell: (r) => num(r.orders_paid), csv: (r) => r.orders_paid },
+      { title: t('act.col.revenue'), cell: (r) => yuan(r.revenue_fen), csv: (r) => fenToYuan(r.revenue_fen) },
+    ];
+    const experimentColumns = [
+      { title: t('ab.col.surface'), cell: (r) => t('ab.surface.' + r.surface), csv: (r) => r.surface, text: true },
+      { title: t('ab.col.experiment'), cell: (r) => r.experiment, text: true },
+      { title: t('ab.col.variant'), cell: (r) => r.variant, text: true },
+      { title: t('ab.col.ctr'), cell: (r) => pct(r.ctr), csv: (r) => r.ctr },
+      { title: t('ab.col.lift'), cell: (r) => (r.lift === null ? t('none') : signed(r.lift * 100, 1) + '%'), csv: (r) => r.lift },
+      { title: t('ab.col.p'), cell: (r) => (r.p_value === null ? t('none') : pValue(r.p_value)), csv: (r) => r.p_value },
+      { title: t('review.col.verdict'), cell: (r) => el('span', { class: 'pill ' + (r.verdict === 'better' ? 'win' : 'lose'), text: t('review.verdict.' + r.verdict) }), csv: (r) => r.verdict, text: true },
+    ];
+    const range = d.range;
+    target.replaceChildren(
+      reviewSection('kpis', t('range.compare', d.previous_range), kpiColumns, d.kpis, range),
+      el('div', { class: 'grid grid-2 review-grid' },
+        reviewSection('menu', t('review.note.menu'), moverColumns('entry'), d.menu_entries, range),
+        reviewSection('articles', t('review.note.articles'), moverColumns('article'), d.articles, range)),
+      el('div', { class: 'grid grid-2 review-grid' },
+        reviewSection('templates', t('review.note.templates'), moverColumns('template'), d.templates, range),
+        reviewSection('campaigns', t('review.note.campaigns'), campaignColumns, d.campaigns, range)),
+      reviewSection('experiments', t('review.note.experiments'), experimentColumns, d.concluded_experiments, range));
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1105,6 +1264,8 @@
       b.addEventListener('click', () => setPreset(Number(b.dataset.days)));
     }
     $('member-form').addEventListener('submit', lookUpMember);
+    window.addEventListener('hashchange', viewChanged);
+    $('review-print').addEventListener('click', () => window.print());
     document.addEventListener('visibilitychange', () => {
       if (!document.hidden && canMetrics() && !state.inflight) refresh();
     });
