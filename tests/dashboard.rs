@@ -7,7 +7,10 @@
 //! an ingest key is refused. Switching the language twice keeps the eight KPI sparklines; in
 //! English a Latin font draws the text and the trend legends show every series; the weekly
 //! heat map marks the weeks still in progress; the A/B panel and the traffic tables say what
-//! range and unit they show. It saves `target/dashboard.png` (and `dashboard-en.png`, `dashboard-support.png`).
+//! range and unit they show. A table's CSV download holds the API's rows under the page's column
+//! titles; the review (`#review`), printed to PDF, shows each of its sections with the API's data
+//! and none of the page's controls. It saves `target/dashboard.png` (and `dashboard-en.png`,
+//! `dashboard-support.png`, `review.pdf`).
 //!
 //! Needs `chromedriver` and `chromium`: `LIANDONG_TEST_CHROMEDRIVER` / `LIANDONG_TEST_CHROMIUM`,
 //! or Debian's `/usr/bin/chromedriver` and `/usr/bin/chromium`. Without them the test is

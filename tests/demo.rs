@@ -156,6 +156,54 @@ async fn a_simulated_week_is_accepted_and_fills_the_read_models() {
             && a["orders_paid"].as_i64() > Some(0)),
         "{activities}"
     );
+    // Interests, segments, decisions and the review have data: the audience reads articles of
+    // every category and views MP pages with theirs, the MP shows its follow prompt.
+    let admin = running
+        .keys
+        .key_of(liandong_auth::Role::Admin)
+        .unwrap()
+        .to_owned();
+    let decide = running
+        .keys
+        .key_of(liandong_auth::Role::Decide)
+        .unwrap()
+        .to_owned();
+    let segment = "/v1/segments/count?interest=%E4%BC%98%E6%83%A0"; // 优惠
+    let count = get(&base, segment, &analyst).await;
+    assert!(count["members"].as_i64() > Some(0), "{segment}: {count}");
+    let exported = get(
+        &base,
+        "/v1/segments/members?interest=%E4%BC%98%E6%83%A0&limit=5",
+        &admin,
+    )
+    .await;
+    let member = exported["member_keys"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("a member interested in 优惠: {exported}"))
+        .to_owned();
+    // Member keys (`oa:…`, `mp:…`, unionids) are valid path segments as they are.
+    let path = |p: &str| format!("/v1/members/{member}/{p}");
+    let interests = get(&base, &path("interests"), &decide).await;
+    assert!(
+        interests["interests"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|c| c["category"] == "优惠")),
+        "{interests}"
+    );
+    let prompt = get(&base, &path("follow-prompt"), &decide).await;
+    assert!(
+        ["following", "prompted_within_24h", "eligible"]
+            .contains(&prompt["reason"].as_str().unwrap_or("")),
+        "{prompt}"
+    );
+    let review = get(&base, "/v1/reports/review", &analyst).await;
+    for list in ["articles", "menu_entries", "templates", "campaigns"] {
+        assert!(
+            review[list].as_array().is_some_and(|l| !l.is_empty()),
+            "the review's {list}: {review}"
+        );
+    }
+    assert_eq!(review["kpis"].as_array().map(Vec::len), Some(8));
     // Reservations fill the board. Whether a reservation is followed by its join inside the
     // simulated week depends on the weekday the test runs on (seckills join on Fridays, are
     // reserved Monday to Thursday), so `reserved_joined_users` is not asserted here; the

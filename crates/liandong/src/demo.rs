@@ -102,6 +102,8 @@ async fn fill(
         key(liandong_auth::Role::Analyst)?,
         key(liandong_auth::Role::Support)?,
     );
+    // A key file kept from a version before the `decide` role has none: the line is left out.
+    let decide = keys.key_of(liandong_auth::Role::Decide).map(str::to_owned);
     let local = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
@@ -185,6 +187,11 @@ async fn fill(
     println!("  Dashboard    http://{local}/");
     println!("  Analyst key  {analyst}");
     println!("  Support key  {support}   (member lookup)");
+    if let Some(decide) = decide {
+        println!(
+            "  Decide key   {decide}   (the apps' decisions: GET http://{local}/v1/members/<member_key>/follow-prompt)"
+        );
+    }
     println!(
         "  (all keys: {}; the data: {})\n",
         args.data_dir.join("api-keys").display(),
