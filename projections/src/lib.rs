@@ -115,20 +115,7 @@ pub async fn set_timezone(store: &ReadStore, tz: chrono_tz::Tz) -> Result<(), St
         ("timezone", tz.name().to_owned()),
         ("utc_offset", format!("{offset:+} seconds")),
     ] {
-        match store {
-            ReadStore::Postgres(p) => sqlx::query(UPSERT)
-                .bind(k)
-                .bind(v)
-                .execute(p)
-                .await
-                .map(drop)?,
-            ReadStore::Sqlite(p) => sqlx::query(UPSERT)
-                .bind(k)
-                .bind(v)
-                .execute(p)
-                .await
-                .map(drop)?,
-        }
+        store.execute(UPSERT, &[k.into(), v.into()]).await?;
     }
     Ok(())
 }

@@ -157,10 +157,9 @@ pub async fn read(
 ) -> Result<Vec<InterestRow>, StoreError> {
     type Tuple = (String, String, i64, i64, String);
     let key = member_key.unwrap_or("");
-    let rows: Vec<Tuple> = match store {
-        liandong_store::ReadStore::Postgres(p) => p.acquire().await?.fetch(&SELECT, &[key]).await?,
-        liandong_store::ReadStore::Sqlite(p) => p.acquire().await?.fetch(&SELECT, &[key]).await?,
-    };
+    let rows: Vec<Tuple> = store
+        .fetch_all(SELECT.text(store.dialect()), &[key.into()])
+        .await?;
     Ok(rows
         .into_iter()
         .map(

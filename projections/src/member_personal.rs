@@ -114,33 +114,22 @@ pub(crate) async fn refold<C: PersonalDb + Send>(db: &mut C, keys: &str) -> Resu
     db.replace_member_personal(keys, &json(&rows)).await
 }
 
+static READ: Statement = Statement::new(|d| {
+    format!(
+        "SELECT member_key, phone_sealed, address_sealed, {} FROM member_personal WHERE member_key = $1",
+        sql::ts_text(d, "updated_at")
+    )
+});
+
 /// One member's row, as stored (the values still sealed).
 pub async fn read(
     store: &ReadStore,
     member_key: &str,
 ) -> Result<Option<MemberPersonal>, StoreError> {
-    Ok(match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(
-                "SELECT member_key, phone_sealed, address_sealed,
-                to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
-             FROM member_personal WHERE member_key = $1",
-            )
-            .bind(member_key)
-            .fetch_optional(p)
-            .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(
-                "SELECT member_key, phone_sealed, address_sealed, updated_at
-             FROM member_personal WHERE member_key = $1",
-            )
-            .bind(member_key)
-            .fetch_optional(p)
-            .await?
-        }
-    }
-    .map(
+    let row: Option<(String, Option<String>, Option<String>, String)> = store
+        .fetch_optional(READ.text(store.dialect()), &[member_key.into()])
+        .await?;
+    Ok(row.map(
         |(member_key, phone_sealed, address_sealed, updated_at)| MemberPersonal {
             member_key,
             phone_sealed,

@@ -2,7 +2,8 @@
 //! tests that compare the two stores. Times come back as `DateTime<Utc>` whatever the store.
 
 use chrono::{DateTime, Utc};
-use liandong_store::{ReadStore, StoreError};
+use liandong_store::sql::{text, ts_text, Arg, Statement};
+use liandong_store::{Dialect, ReadStore, StoreError};
 use serde::Serialize;
 
 use crate::member_profile::MemberProfile;
@@ -29,36 +30,33 @@ struct ProfileText {
     last_prompt_at: Option<String>,
 }
 
-/// PostgreSQL renders a `timestamptz` in the canonical text form of the SQLite store.
-macro_rules! pg_ts {
-    ($col:literal) => {
-        concat!(
-            "to_char(",
-            $col,
-            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ",
-            $col
-        )
-    };
+/// The columns of `member_profile`, times as the canonical text of the SQLite store.
+fn profile_columns(d: Dialect) -> String {
+    let ts = |col: &str| format!("{} AS {col}", ts_text(d, col));
+    format!(
+        "member_key, unionid, oa_openid, mp_openid, {}, {}, first_from, following, {}, follow_via,
+         orders_paid, revenue_fen, {}, {}, coupons_claimed, coupons_redeemed, activity_notifications, {}",
+        ts("first_seen_at"),
+        ts("last_seen_at"),
+        ts("followed_at"),
+        ts("first_paid_at"),
+        ts("last_paid_at"),
+        ts("last_prompt_at"),
+    )
 }
 
-const PG_PROFILE: &str = concat!(
-    "SELECT member_key, unionid, oa_openid, mp_openid, ",
-    pg_ts!("first_seen_at"),
-    ", ",
-    pg_ts!("last_seen_at"),
-    ", first_from, following, ",
-    pg_ts!("followed_at"),
-    ", follow_via, orders_paid, revenue_fen, ",
-    pg_ts!("first_paid_at"),
-    ", ",
-    pg_ts!("last_paid_at"),
-    ", coupons_claimed, coupons_redeemed, activity_notifications, ",
-    pg_ts!("last_prompt_at"),
-    " FROM member_profile"
-);
-const SQLITE_PROFILE: &str = "SELECT member_key, unionid, oa_openid, mp_openid, first_seen_at, last_seen_at, \
-    first_from, following, followed_at, follow_via, orders_paid, revenue_fen, first_paid_at, last_paid_at, \
-    coupons_claimed, coupons_redeemed, activity_notifications, last_prompt_at FROM member_profile";
+static PROFILES: Statement = Statement::new(|d| {
+    format!(
+        "SELECT {} FROM member_profile ORDER BY member_key",
+        profile_columns(d)
+    )
+});
+static PROFILE: Statement = Statement::new(|d| {
+    format!(
+        "SELECT {} FROM member_profile WHERE member_key = $1",
+        profile_columns(d)
+    )
+});
 
 fn time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
@@ -98,18 +96,7 @@ impl TryFrom<ProfileText> for MemberProfile {
 
 /// Every row of `member_profile`, ordered by member_key.
 pub async fn member_profiles(store: &ReadStore) -> Result<Vec<MemberProfile>, StoreError> {
-    let rows: Vec<ProfileText> = match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(&format!("{PG_PROFILE} ORDER BY member_key"))
-                .fetch_all(p)
-                .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(&format!("{SQLITE_PROFILE} ORDER BY member_key"))
-                .fetch_all(p)
-                .await?
-        }
-    };
+    let rows: Vec<ProfileText> = store.fetch_all(PROFILES.text(store.dialect()), &[]).await?;
     rows.into_iter().map(MemberProfile::try_from).collect()
 }
 
@@ -118,20 +105,9 @@ pub async fn member_profile(
     store: &ReadStore,
     member_key: &str,
 ) -> Result<Option<MemberProfile>, StoreError> {
-    let row: Option<ProfileText> = match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(&format!("{PG_PROFILE} WHERE member_key = $1"))
-                .bind(member_key)
-                .fetch_optional(p)
-                .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(&format!("{SQLITE_PROFILE} WHERE member_key = $1"))
-                .bind(member_key)
-                .fetch_optional(p)
-                .await?
-        }
-    };
+    let row: Option<ProfileText> = store
+        .fetch_optional(PROFILE.text(store.dialect()), &[member_key.into()])
+        .await?;
     row.map(MemberProfile::try_from).transpose()
 }
 
@@ -150,22 +126,20 @@ pub struct EventIdentity {
     pub day: String,
 }
 
+static EVENT_IDENTITIES: Statement = Statement::new(|d| {
+    format!(
+        "SELECT {} AS event_id, type, member_key, unionid, oa_openid, mp_openid, source_from, {} AS day
+         FROM events ORDER BY 1",
+        text(d, "event_id"),
+        text(d, "day")
+    )
+});
+
 /// Every row of `events` (identity columns), ordered by event_id.
 pub async fn event_identities(store: &ReadStore) -> Result<Vec<EventIdentity>, StoreError> {
-    Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(
-            "SELECT event_id::text AS event_id, type, member_key, unionid, oa_openid, mp_openid, source_from,
-                    day::text AS day FROM events ORDER BY event_id::text",
-        )
-        .fetch_all(p)
-        .await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(
-            "SELECT event_id, type, member_key, unionid, oa_openid, mp_openid, source_from, day
-             FROM events ORDER BY event_id",
-        )
-        .fetch_all(p)
-        .await?,
-    })
+    store
+        .fetch_all(EVENT_IDENTITIES.text(store.dialect()), &[])
+        .await
 }
 
 /// A date range, both ends inclusive; `None` is open.
@@ -266,14 +240,23 @@ pub use crate::ab::Readout as AbRow;
 
 /// A day column as text, and `$n` compared with it, in the store's dialect.
 fn day_sql(store: &ReadStore, col: &str) -> (String, &'static str) {
-    match store {
-        ReadStore::Postgres(_) => (format!("{col}::text"), "::date"),
-        ReadStore::Sqlite(_) => (col.to_owned(), ""),
-    }
+    let cast = match store.dialect() {
+        Dialect::Postgres => "::date",
+        Dialect::Sqlite => "",
+    };
+    (text(store.dialect(), col), cast)
+}
+
+/// The two ends of `range` as arguments (NULL when open).
+fn range_args(range: Range) -> [Arg; 2] {
+    [
+        range.from.map(|d| d.to_string()).into(),
+        range.to.map(|d| d.to_string()).into(),
+    ]
 }
 
 /// Rows of a per-day relation in `range`, filtered on text columns equal to values.
-async fn by_day<T>(
+async fn by_day<T: liandong_store::sql::Row>(
     store: &ReadStore,
     select: &str,
     table: &str,
@@ -281,13 +264,7 @@ async fn by_day<T>(
     range: Range,
     filters: &[(&str, &str)],
     order: &str,
-) -> Result<Vec<T>, StoreError>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + Send
-        + Unpin,
-{
+) -> Result<Vec<T>, StoreError> {
     let (_, cast) = day_sql(store, day_col);
     let mut sql = format!(
         "SELECT {select} FROM {table} WHERE ($1 IS NULL OR {day_col} >= $1{cast}) AND ($2 IS NULL OR {day_col} <= $2{cast})"
@@ -296,24 +273,11 @@ where
         sql.push_str(&format!(" AND {col} = ${}", i + 3));
     }
     sql.push_str(&format!(" ORDER BY {order}"));
-    let from = range.from.map(|d| d.to_string());
-    let to = range.to.map(|d| d.to_string());
-    Ok(match store {
-        ReadStore::Postgres(p) => {
-            let mut q = sqlx::query_as(&sql).bind(from).bind(to);
-            for (_, v) in filters {
-                q = q.bind(*v);
-            }
-            q.fetch_all(p).await?
-        }
-        ReadStore::Sqlite(p) => {
-            let mut q = sqlx::query_as(&sql).bind(from).bind(to);
-            for (_, v) in filters {
-                q = q.bind(*v);
-            }
-            q.fetch_all(p).await?
-        }
-    })
+    let args: Vec<Arg> = range_args(range)
+        .into_iter()
+        .chain(filters.iter().map(|(_, v)| Arg::from(*v)))
+        .collect();
+    store.fetch_all(&sql, &args).await
 }
 
 /// `metric_menu_entry_daily` in `range`, optionally for one entry.
@@ -387,30 +351,13 @@ pub async fn article_totals(
            AND ($3 IS NULL OR article_id = $3) AND ($4 IS NULL OR article_id > $4)
          GROUP BY article_id ORDER BY article_id LIMIT $5"
     );
-    let from = range.from.map(|d| d.to_string());
-    let to = range.to.map(|d| d.to_string());
-    Ok(match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(&sql)
-                .bind(from)
-                .bind(to)
-                .bind(article)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(&sql)
-                .bind(from)
-                .bind(to)
-                .bind(article)
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-    })
+    let [from, to] = range_args(range);
+    store
+        .fetch_all(
+            &sql,
+            &[from, to, article.into(), after.into(), limit.into()],
+        )
+        .await
 }
 
 /// A page of `metric_article_daily` in `range`, ordered by day, article, optionally for one
@@ -430,36 +377,24 @@ pub async fn article_daily_page(
            AND ($4 IS NULL OR (day, article_id) > ($4{cast}, $5))
          ORDER BY day, article_id LIMIT $6"
     );
-    let from = range.from.map(|d| d.to_string());
-    let to = range.to.map(|d| d.to_string());
+    let [from, to] = range_args(range);
     let (after_day, after_article) = match after {
         Some((d, a)) => (Some(d.to_string()), Some(a)),
         None => (None, None),
     };
-    Ok(match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(&sql)
-                .bind(from)
-                .bind(to)
-                .bind(article)
-                .bind(after_day)
-                .bind(after_article)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(&sql)
-                .bind(from)
-                .bind(to)
-                .bind(article)
-                .bind(after_day)
-                .bind(after_article)
-                .bind(i64::from(limit))
-                .fetch_all(p)
-                .await?
-        }
-    })
+    store
+        .fetch_all(
+            &sql,
+            &[
+                from,
+                to,
+                article.into(),
+                after_day.into(),
+                after_article.into(),
+                limit.into(),
+            ],
+        )
+        .await
 }
 
 /// `metric_linkage_daily` in `range`.
@@ -527,22 +462,9 @@ pub async fn ab_readout(
     let sql = "SELECT surface, experiment, variant, exposed_users, clicked_users, ctr, lift, p_value, ci_low, ci_high
                FROM ab_readout WHERE ($1 IS NULL OR surface = $1) AND ($2 IS NULL OR experiment = $2)
                ORDER BY surface, experiment, variant";
-    Ok(match store {
-        ReadStore::Postgres(p) => {
-            sqlx::query_as(sql)
-                .bind(surface)
-                .bind(experiment)
-                .fetch_all(p)
-                .await?
-        }
-        ReadStore::Sqlite(p) => {
-            sqlx::query_as(sql)
-                .bind(surface)
-                .bind(experiment)
-                .fetch_all(p)
-                .await?
-        }
-    })
+    store
+        .fetch_all(sql, &[surface.into(), experiment.into()])
+        .await
 }
 
 /// `metric_message_daily` in `range`, optionally for one channel and/or one template.
@@ -581,8 +503,5 @@ pub async fn activities(
                       CAST(groups_completed AS BIGINT) AS groups_completed,
                       orders_paid, order_users, revenue_fen
                FROM metric_activity WHERE ($1 IS NULL OR activity_id = $1) ORDER BY activity_id";
-    Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(sql).bind(activity).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(sql).bind(activity).fetch_all(p).await?,
-    })
+    store.fetch_all(sql, &[activity.into()]).await
 }

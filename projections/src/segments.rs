@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use liandong_store::{ReadStore, StoreError};
 
 use crate::member_profile::ts;
-use crate::sql::{Db, Statement};
+use crate::sql::{Arg, Statement};
 
 /// Who is in a segment. `None` leaves a dimension open.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,12 +58,8 @@ static KEYS: Statement = Statement::new(|d| {
 
 /// How many members are in `segment`.
 pub async fn count(store: &ReadStore, segment: &Segment) -> Result<i64, StoreError> {
-    let [a, b, c, d] = segment.args();
-    let args = [a.as_str(), b.as_str(), c.as_str(), d.as_str()];
-    let rows: Vec<(i64,)> = match store {
-        ReadStore::Postgres(p) => p.acquire().await?.fetch(&COUNT, &args).await?,
-        ReadStore::Sqlite(p) => p.acquire().await?.fetch(&COUNT, &args).await?,
-    };
+    let args = segment.args().map(Arg::from);
+    let rows: Vec<(i64,)> = store.fetch_all(COUNT.text(store.dialect()), &args).await?;
     Ok(rows.first().map_or(0, |(n,)| *n))
 }
 
@@ -73,18 +69,8 @@ pub async fn member_keys(
     segment: &Segment,
     limit: usize,
 ) -> Result<Vec<String>, StoreError> {
-    let [a, b, c, d] = segment.args();
-    let limit = limit.to_string();
-    let args = [
-        a.as_str(),
-        b.as_str(),
-        c.as_str(),
-        d.as_str(),
-        limit.as_str(),
-    ];
-    let rows: Vec<(String,)> = match store {
-        ReadStore::Postgres(p) => p.acquire().await?.fetch(&KEYS, &args).await?,
-        ReadStore::Sqlite(p) => p.acquire().await?.fetch(&KEYS, &args).await?,
-    };
+    let [a, b, c, d] = segment.args().map(Arg::from);
+    let args = [a, b, c, d, limit.to_string().into()];
+    let rows: Vec<(String,)> = store.fetch_all(KEYS.text(store.dialect()), &args).await?;
     Ok(rows.into_iter().map(|(k,)| k).collect())
 }

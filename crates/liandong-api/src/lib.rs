@@ -303,16 +303,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// Ready when the read store answers and the log answers.
 async fn ready(State(s): State<ApiState>) -> Response {
-    let store_ok = match &s.store {
-        ReadStore::Postgres(p) => liandong_store::sqlx::query("SELECT 1")
-            .execute(p)
-            .await
-            .is_ok(),
-        ReadStore::Sqlite(p) => liandong_store::sqlx::query("SELECT 1")
-            .execute(p)
-            .await
-            .is_ok(),
-    };
+    let store_ok = s.store.execute("SELECT 1", &[]).await.is_ok();
     let log_ok = s
         .log
         .end_offsets(liandong_log::Stream::Events)

@@ -132,20 +132,14 @@ pub async fn create(
 /// Every stored key, revoked ones included, oldest first.
 pub async fn list(store: &ReadStore) -> Result<Vec<ApiKeyRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM liandong_api_keys ORDER BY created_at, key_id");
-    Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-    })
+    store.fetch_all(&sql, &[]).await
 }
 
 /// The keys that are not revoked: what the server accepts.
 pub async fn active(store: &ReadStore) -> Result<Vec<ApiKeyRow>, StoreError> {
     let sql =
         format!("SELECT {COLUMNS} FROM liandong_api_keys WHERE revoked_at IS NULL ORDER BY key_id");
-    Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(&sql).fetch_all(p).await?,
-    })
+    store.fetch_all(&sql, &[]).await
 }
 
 /// Revokes the key `key_id` and records `audit` (action `key.revoke`) in the same transaction.

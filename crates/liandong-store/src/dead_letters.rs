@@ -62,10 +62,7 @@ const UPSERT: &str = "INSERT INTO liandong_dead_letter_replays
 
 /// Every replay recorded for the dead-letter stream `log`.
 pub async fn replays(store: &ReadStore, log: &str) -> Result<Vec<Replay>, StoreError> {
-    Ok(match store {
-        ReadStore::Postgres(p) => sqlx::query_as(SELECT).bind(log).fetch_all(p).await?,
-        ReadStore::Sqlite(p) => sqlx::query_as(SELECT).bind(log).fetch_all(p).await?,
-    })
+    store.fetch_all(SELECT, &[log.into()]).await
 }
 
 /// Records (or updates) what a replay did with one dead letter.

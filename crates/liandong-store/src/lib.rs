@@ -156,54 +156,30 @@ impl ReadStore {
 
     /// The stored version of a projection, if it was ever projected.
     pub async fn projection_version(&self, projection: &str) -> Result<Option<i32>, StoreError> {
-        const Q: &str = "SELECT version FROM liandong_projections WHERE projection = $1";
-        Ok(match self {
-            ReadStore::Postgres(p) => {
-                sqlx::query_scalar(Q)
-                    .bind(projection)
-                    .fetch_optional(p)
-                    .await?
-            }
-            ReadStore::Sqlite(p) => {
-                sqlx::query_scalar(Q)
-                    .bind(projection)
-                    .fetch_optional(p)
-                    .await?
-            }
-        })
+        let row: Option<(i32,)> = self
+            .fetch_optional(
+                PROJECTION_VERSION.text(self.dialect()),
+                &[projection.into()],
+            )
+            .await?;
+        Ok(row.map(|(v,)| v))
     }
 
     /// The next offset to read of every partition a projection has positions for.
     pub async fn positions(&self, projection: &str) -> Result<Vec<(i32, i64)>, StoreError> {
         const Q: &str = "SELECT partition, next_offset FROM liandong_positions
                          WHERE projection = $1 ORDER BY partition";
-        Ok(match self {
-            ReadStore::Postgres(p) => sqlx::query_as(Q).bind(projection).fetch_all(p).await?,
-            ReadStore::Sqlite(p) => sqlx::query_as(Q).bind(projection).fetch_all(p).await?,
-        })
+        self.fetch_all(Q, &[projection.into()]).await
     }
 
     /// The next offset to read of one partition (0 when none is stored).
     pub async fn position(&self, projection: &str, partition: i32) -> Result<i64, StoreError> {
         const Q: &str =
             "SELECT next_offset FROM liandong_positions WHERE projection = $1 AND partition = $2";
-        let v: Option<i64> = match self {
-            ReadStore::Postgres(p) => {
-                sqlx::query_scalar(Q)
-                    .bind(projection)
-                    .bind(partition)
-                    .fetch_optional(p)
-                    .await?
-            }
-            ReadStore::Sqlite(p) => {
-                sqlx::query_scalar(Q)
-                    .bind(projection)
-                    .bind(partition)
-                    .fetch_optional(p)
-                    .await?
-            }
-        };
-        Ok(v.unwrap_or(0))
+        let row: Option<(i64,)> = self
+            .fetch_optional(Q, &[projection.into(), partition.into()])
+            .await?;
+        Ok(row.map_or(0, |(v,)| v))
     }
 }
 

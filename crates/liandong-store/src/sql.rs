@@ -259,3 +259,134 @@ db!(sqlx::SqliteConnection, Dialect::Sqlite);
 pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
 }
+
+/// An argument of a statement run on the pool ([`crate::ReadStore::fetch_all`]): text, an
+/// integer or bytes, each possibly NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl From<&[u8]> for Arg {
+    fn from(v: &[u8]) -> Arg {
+        Arg::Bytes(Some(v.to_owned()))
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::Text(v)
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+impl From<i32> for Arg {
+    fn from(v: i32) -> Arg {
+        Arg::Int(Some(v.into()))
+    }
+}
+impl From<u32> for Arg {
+    fn from(v: u32) -> Arg {
+        Arg::Int(Some(v.into()))
+    }
+}
+
+/// `args` bound to `$1…` of a query of either store.
+macro_rules! bind {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Int(v) => q.bind(*v),
+                Arg::Bytes(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// Statements run on the pool, outside a projector's transaction: the reads of the query API
+/// and the writes of the store's own small tables. `sql` is the text for [`ReadStore::dialect`]
+/// (a [`Statement`]'s, or one that is the same in both).
+impl crate::ReadStore {
+    pub async fn fetch_all<T: Row>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>, StoreError> {
+        Ok(match self {
+            crate::ReadStore::Postgres(p) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(p)
+                    .await?
+            }
+            crate::ReadStore::Sqlite(p) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(p)
+                    .await?
+            }
+        })
+    }
+
+    pub async fn fetch_optional<T: Row>(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<T>, StoreError> {
+        Ok(match self {
+            crate::ReadStore::Postgres(p) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(p)
+                    .await?
+            }
+            crate::ReadStore::Sqlite(p) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_optional(p)
+                    .await?
+            }
+        })
+    }
+
+    /// Whether the store has a table named `name` (in any schema).
+    pub async fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let sql = match self.dialect() {
+            Dialect::Postgres => "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = $1",
+            Dialect::Sqlite => {
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1"
+            }
+        };
+        let found: Vec<(i64,)> = self.fetch_all(sql, &[name.into()]).await?;
+        Ok(found.first().is_some_and(|(n,)| *n > 0))
+    }
+
+    /// Runs `sql`; the rows it changed.
+    pub async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        Ok(match self {
+            crate::ReadStore::Postgres(p) => bind!(sqlx::query(sql), args)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            crate::ReadStore::Sqlite(p) => bind!(sqlx::query(sql), args)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        })
+    }
+}

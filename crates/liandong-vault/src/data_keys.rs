@@ -308,19 +308,7 @@ impl DataKeys {
         let mut destroyed = 0;
         const Q: &str = "DELETE FROM liandong_data_keys WHERE key_ref = $1";
         for r in &refs {
-            destroyed += match &self.inner.store {
-                ReadStore::Postgres(p) => sqlx::query(Q)
-                    .bind(r)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-                ReadStore::Sqlite(p) => sqlx::query(Q)
-                    .bind(r)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()),
-            }
-            .map_err(StoreError::from)?;
+            destroyed += self.inner.store.execute(Q, &[r.as_str().into()]).await?;
         }
         // A seal or open that read a key before the delete may have cached it again meanwhile.
         let mut cache = self.lock();
@@ -367,12 +355,12 @@ impl DataKeys {
     /// The stored key of `key_ref`, if any.
     async fn load(&self, key_ref: &str) -> Result<Option<Arc<DataKey>>, VaultError> {
         const Q: &str = "SELECT wrapped FROM liandong_data_keys WHERE key_ref = $1";
-        let wrapped: Option<Vec<u8>> = match &self.inner.store {
-            ReadStore::Postgres(p) => sqlx::query_scalar(Q).bind(key_ref).fetch_optional(p).await,
-            ReadStore::Sqlite(p) => sqlx::query_scalar(Q).bind(key_ref).fetch_optional(p).await,
-        }
-        .map_err(StoreError::from)?;
-        let Some(wrapped) = wrapped else {
+        let wrapped: Option<(Vec<u8>,)> = self
+            .inner
+            .store
+            .fetch_optional(Q, &[key_ref.into()])
+            .await?;
+        let Some((wrapped,)) = wrapped else {
             return Ok(None);
         };
         let key = Arc::new(self.unwrap(key_ref, &wrapped)?);
@@ -391,21 +379,10 @@ impl DataKeys {
         let wrapped = self.wrap(key_ref, &fresh);
         const Q: &str = "INSERT INTO liandong_data_keys (key_ref, wrapped) VALUES ($1, $2)
             ON CONFLICT (key_ref) DO NOTHING";
-        match &self.inner.store {
-            ReadStore::Postgres(p) => sqlx::query(Q)
-                .bind(key_ref)
-                .bind(&wrapped)
-                .execute(p)
-                .await
-                .map(drop),
-            ReadStore::Sqlite(p) => sqlx::query(Q)
-                .bind(key_ref)
-                .bind(&wrapped)
-                .execute(p)
-                .await
-                .map(drop),
-        }
-        .map_err(StoreError::from)?;
+        self.inner
+            .store
+            .execute(Q, &[key_ref.into(), wrapped.as_slice().into()])
+            .await?;
         // Re-read: the stored key, ours or the one that won the race, is the key.
         match self.load(key_ref).await? {
             Some(k) => Ok(k),

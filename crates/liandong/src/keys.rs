@@ -203,24 +203,11 @@ pub(crate) async fn open_existing(cfg: &Config) -> anyhow::Result<ReadStore> {
                 cfg.database_origin
             )
         })?;
-    const SQLITE: &str =
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'liandong_projections'";
-    const POSTGRES: &str =
-        "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'liandong_projections'";
-    let found: i64 = match &store {
-        ReadStore::Sqlite(p) => {
-            liandong_store::sqlx::query_scalar::<_, i64>(SQLITE)
-                .fetch_one(p)
-                .await
-        }
-        ReadStore::Postgres(p) => {
-            liandong_store::sqlx::query_scalar::<_, i64>(POSTGRES)
-                .fetch_one(p)
-                .await
-        }
-    }
-    .with_context(|| format!("reading the read store {shown}"))?;
-    if found == 0 {
+    let found = store
+        .has_table("liandong_projections")
+        .await
+        .with_context(|| format!("reading the read store {shown}"))?;
+    if !found {
         bail!(
             "{shown} is not a liandong read store: liandong has never run on it (no \
              liandong_projections table; chosen by {}). {hint}",
