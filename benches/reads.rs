@@ -93,6 +93,11 @@ async fn seed(pool: &sqlx::PgPool, members: usize, start: NaiveDate) -> anyhow::
             FROM generate_series(1, 200) a"),
         format!("INSERT INTO activity_group_counts SELECT 'act' || (g % 200 + 1), 'g' || g, 3, (g % 3 = 0)::int
             FROM generate_series(1::bigint, {n} / 10) g"),
+        // Each campaign's groups started and completed, as the projector keeps them.
+        "UPDATE activity_counts a SET groups_started = g.started, groups_completed = g.completed
+            FROM (SELECT activity_id, count(*) FILTER (WHERE started_members > 0) AS started,
+                         count(*) FILTER (WHERE started_members > 0 AND completed_members > 0) AS completed
+                  FROM activity_group_counts GROUP BY activity_id) g WHERE g.activity_id = a.activity_id".into(),
         // The relations, recounted from the facts exactly as the projector does.
         "INSERT INTO metric_linkage_daily SELECT day, count(*) FILTER (WHERE mp_visit), count(*) FILTER (WHERE oa_guided),
             count(*) FILTER (WHERE prompt_follow), count(*) FILTER (WHERE core_user), count(*) FILTER (WHERE guided_order),

@@ -11,7 +11,9 @@
 //! the 24 hours before a join that appeared or moved earlier are probed for a guided visit, a
 //! new guided visit at `g` looks at the member's joins in `[g, g + 24 h)`, and an order's
 //! payment is read from `member_order` by its key. The counts (`activity_counts`,
-//! `activity_group_counts`) move by the difference; the view `metric_activity` adds them up.
+//! `activity_group_counts`) move by the difference; a group that starts, completes or empties
+//! moves its campaign's `groups_started` / `groups_completed` (the update returns the group's
+//! new counts), so the view `metric_activity` reads one row per campaign.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +61,10 @@ struct Counts {
     orders_paid: i64,
     order_users: i64,
     revenue_fen: i64,
+    /// Groups that started (`started_members` went from 0 to more) minus those that emptied.
+    groups_started: i64,
+    /// Groups started and completed, likewise.
+    groups_completed: i64,
 }
 
 impl Counts {
@@ -256,6 +262,8 @@ static ADD: Statement = Statement::new(|d| {
             ("orders_paid", Ty::Int),
             ("order_users", Ty::Int),
             ("revenue_fen", Ty::Int),
+            ("groups_started", Ty::Int),
+            ("groups_completed", Ty::Int),
         ],
     )
 });
@@ -265,17 +273,22 @@ static DROP_EMPTY: Statement = Statement::new(|d| {
         sql::values(d, 1)
     )
 });
+/// Adds to the groups' member counts and returns their new values: the row lock of the update
+/// orders concurrent batches on a group, so new − added is the value this batch moved it from.
 static ADD_GROUPS: Statement = Statement::new(|d| {
-    sql::add_counts(
-        d,
-        "activity_group_counts",
-        &["activity_id", "group_id"],
-        &[
-            ("activity_id", Ty::Text),
-            ("group_id", Ty::Text),
-            ("started_members", Ty::Int),
-            ("completed_members", Ty::Int),
-        ],
+    format!(
+        "{} RETURNING activity_id, group_id, started_members, completed_members",
+        sql::add_counts(
+            d,
+            "activity_group_counts",
+            &["activity_id", "group_id"],
+            &[
+                ("activity_id", Ty::Text),
+                ("group_id", Ty::Text),
+                ("started_members", Ty::Int),
+                ("completed_members", Ty::Int),
+            ],
+        )
     )
 });
 static DROP_EMPTY_GROUPS: Statement = Statement::new(|d| {
@@ -597,11 +610,50 @@ pub(crate) async fn update<C: Db + ?Sized>(
     write_counts(db, deltas, group_deltas).await
 }
 
+/// Whether a group with these member counts is started, and started and completed.
+fn group_state(started_members: i64, completed_members: i64) -> (i64, i64) {
+    let started = started_members > 0;
+    (
+        i64::from(started),
+        i64::from(started && completed_members > 0),
+    )
+}
+
 async fn write_counts<C: Db + ?Sized>(
     db: &mut C,
-    deltas: BTreeMap<String, Counts>,
+    mut deltas: BTreeMap<String, Counts>,
     groups: BTreeMap<Pair, (i64, i64)>,
 ) -> Result<(), StoreError> {
+    // The groups first: a group that starts, completes or empties moves its campaign's counts.
+    let rows: Vec<_> = groups
+        .iter()
+        .filter(|(_, d)| **d != (0, 0))
+        .map(|((a, g), (s, c))| {
+            j!({"activity_id": a, "group_id": g, "started_members": s, "completed_members": c})
+        })
+        .collect();
+    if !rows.is_empty() {
+        let moved: Vec<(String, String, i64, i64)> = db.fetch(&ADD_GROUPS, &[&json(&rows)]).await?;
+        for (activity, group, started, completed) in moved {
+            let (ds, dc) = groups
+                .get(&(activity.clone(), group))
+                .copied()
+                .unwrap_or_default();
+            let (s1, c1) = group_state(started, completed);
+            let (s0, c0) = group_state(started - ds, completed - dc);
+            let counts = deltas.entry(activity).or_default();
+            counts.groups_started += s1 - s0;
+            counts.groups_completed += c1 - c0;
+        }
+        let shrunk: Vec<_> = groups
+            .iter()
+            .filter(|(_, d)| d.0 < 0 || d.1 < 0)
+            .map(|((a, g), _)| j!({"activity_id": a, "group_id": g}))
+            .collect();
+        if !shrunk.is_empty() {
+            db.exec(&DROP_EMPTY_GROUPS, &[&json(&shrunk)]).await?;
+        }
+    }
     let rows: Vec<_> = deltas
         .iter()
         .filter(|(_, c)| **c != Counts::default())
@@ -620,24 +672,6 @@ async fn write_counts<C: Db + ?Sized>(
             .collect();
         if !shrunk.is_empty() {
             db.exec(&DROP_EMPTY, &[&json(&shrunk)]).await?;
-        }
-    }
-    let rows: Vec<_> = groups
-        .iter()
-        .filter(|(_, d)| **d != (0, 0))
-        .map(|((a, g), (s, c))| {
-            j!({"activity_id": a, "group_id": g, "started_members": s, "completed_members": c})
-        })
-        .collect();
-    if !rows.is_empty() {
-        db.exec(&ADD_GROUPS, &[&json(&rows)]).await?;
-        let shrunk: Vec<_> = groups
-            .iter()
-            .filter(|(_, d)| d.0 < 0 || d.1 < 0)
-            .map(|((a, g), _)| j!({"activity_id": a, "group_id": g}))
-            .collect();
-        if !shrunk.is_empty() {
-            db.exec(&DROP_EMPTY_GROUPS, &[&json(&shrunk)]).await?;
         }
     }
     Ok(())

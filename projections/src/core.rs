@@ -67,7 +67,9 @@ impl Projection for CoreProjection {
         // 5: merged instead of refolded (member_order, the deciders of member_profile, ab_counts).
         // 6: ab_readout on five surfaces; metric_message_daily and metric_activity (issue 14).
         // 7: member_interest (issue 15).
-        7
+        // 8: activity_counts keeps the groups started and completed (metric_activity read
+        //    every group of every campaign).
+        8
     }
 
     fn tables(&self) -> &'static [&'static str] {
