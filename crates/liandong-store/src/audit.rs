@@ -144,24 +144,20 @@ const INSERT: &str = "INSERT INTO liandong_audit
 /// Appends `entry`, stamped with the current time. A caller that must not act unrecorded (a
 /// member read) does not answer when this fails.
 pub async fn record(store: &ReadStore, entry: &AuditEntry) -> Result<(), StoreError> {
-    macro_rules! insert {
-        ($pool:expr) => {{
-            sqlx::query(INSERT)
-                .bind(Utc::now())
-                .bind(&entry.key_id)
-                .bind(&entry.role)
-                .bind(&entry.action)
-                .bind(&entry.endpoint)
-                .bind(&entry.member_ref)
-                .bind(&entry.detail)
-                .execute($pool)
-                .await?;
-        }};
-    }
-    match store {
-        ReadStore::Postgres(p) => insert!(p),
-        ReadStore::Sqlite(p) => insert!(p),
-    }
+    store
+        .execute(
+            INSERT,
+            &[
+                Utc::now().into(),
+                entry.key_id.as_str().into(),
+                entry.role.as_str().into(),
+                entry.action.as_str().into(),
+                entry.endpoint.as_str().into(),
+                (&entry.member_ref).into(),
+                (&entry.detail).into(),
+            ],
+        )
+        .await?;
     Ok(())
 }
 
@@ -181,20 +177,16 @@ pub async fn list(store: &ReadStore, query: &AuditQuery) -> Result<Vec<AuditReco
          ORDER BY id DESC
          LIMIT $5"
     );
-    macro_rules! select {
-        ($pool:expr) => {
-            sqlx::query_as::<_, AuditRecord>(&sql)
-                .bind(query.before_id)
-                .bind(&query.action)
-                .bind(&query.key_id)
-                .bind(&query.member_ref)
-                .bind(i64::from(query.limit))
-                .fetch_all($pool)
-                .await?
-        };
-    }
-    Ok(match store {
-        ReadStore::Postgres(p) => select!(p),
-        ReadStore::Sqlite(p) => select!(p),
-    })
+    store
+        .fetch_all(
+            &sql,
+            &[
+                query.before_id.into(),
+                (&query.action).into(),
+                (&query.key_id).into(),
+                (&query.member_ref).into(),
+                i64::from(query.limit).into(),
+            ],
+        )
+        .await
 }

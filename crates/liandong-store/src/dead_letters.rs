@@ -67,23 +67,19 @@ pub async fn replays(store: &ReadStore, log: &str) -> Result<Vec<Replay>, StoreE
 
 /// Records (or updates) what a replay did with one dead letter.
 pub async fn record(store: &ReadStore, replay: &Replay) -> Result<(), StoreError> {
-    macro_rules! upsert {
-        ($pool:expr) => {{
-            sqlx::query(UPSERT)
-                .bind(&replay.log)
-                .bind(replay.partition)
-                .bind(replay.log_offset)
-                .bind(&replay.event_id)
-                .bind(&replay.outcome)
-                .bind(&replay.error)
-                .bind(replay.replayed_at)
-                .execute($pool)
-                .await?;
-        }};
-    }
-    match store {
-        ReadStore::Postgres(p) => upsert!(p),
-        ReadStore::Sqlite(p) => upsert!(p),
-    }
+    store
+        .execute(
+            UPSERT,
+            &[
+                replay.log.as_str().into(),
+                replay.partition.into(),
+                replay.log_offset.into(),
+                (&replay.event_id).into(),
+                replay.outcome.as_str().into(),
+                (&replay.error).into(),
+                replay.replayed_at.into(),
+            ],
+        )
+        .await?;
     Ok(())
 }

@@ -261,12 +261,30 @@ pub fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {
 }
 
 /// An argument of a statement run on the pool ([`crate::ReadStore::fetch_all`]): text, an
-/// integer or bytes, each possibly NULL.
+/// integer, bytes or a time, each possibly NULL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     Text(Option<String>),
     Int(Option<i64>),
     Bytes(Option<Vec<u8>>),
+    /// A `timestamptz` on PostgreSQL; sqlx's text form of it on SQLite.
+    Time(Option<chrono::DateTime<chrono::Utc>>),
+}
+
+impl From<chrono::DateTime<chrono::Utc>> for Arg {
+    fn from(v: chrono::DateTime<chrono::Utc>) -> Arg {
+        Arg::Time(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Arg {
+        Arg::Text(v.clone())
+    }
 }
 
 impl From<&[u8]> for Arg {
@@ -320,6 +338,7 @@ macro_rules! bind {
                 Arg::Text(v) => q.bind(v.clone()),
                 Arg::Int(v) => q.bind(*v),
                 Arg::Bytes(v) => q.bind(v.clone()),
+                Arg::Time(v) => q.bind(*v),
             };
         }
         q
