@@ -459,6 +459,7 @@ async fn run() -> anyhow::Result<()> {
                     "max_open_transactions": r.max_open_transactions,
                     "mean_open_transactions": r.mean_open_transactions,
                     "records_per_instance": r.records_per_instance,
+                    "max_waiting_on_locks": r.max_waiting_on_locks,
                     "pg_stat_database": r.pg.to_json(),
                 }));
             }
@@ -1122,9 +1123,12 @@ struct ProjectRun {
     batches: u64,
     records: u64,
     pg: PgCounters,
-    /// Transactions of the database open at once (sampled every 20 ms): the most, and on average.
+    /// Transactions of the database open at once (sampled every 5 ms): the most, and on average.
     max_open_transactions: i64,
     mean_open_transactions: f64,
+    /// Transactions waiting for a lock at once (sampled with the open ones): batches that
+    /// share an identifier, a member or an A/B experiment wait for each other.
+    max_waiting_on_locks: i64,
     /// Records each instance applied: whether the consumer group shared the partitions.
     records_per_instance: Vec<u64>,
 }
@@ -1205,22 +1209,24 @@ async fn project_with(
         let (admin, name, sampling) = (pg_admin.to_owned(), db_name(db.url()), sampling.clone());
         tokio::spawn(async move {
             let mut conn = sqlx::PgConnection::connect(&admin).await?;
-            let (mut max, mut samples, mut total) = (0i64, 0i64, 0i64);
+            let (mut max, mut samples, mut total, mut max_waiting) = (0i64, 0i64, 0i64, 0i64);
             while sampling.load(Ordering::Relaxed) {
-                let open: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND xact_start IS NOT NULL
+                let (open, waiting): (i64, i64) = sqlx::query_as(
+                    "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock')
+                       FROM pg_stat_activity WHERE datname = $1 AND xact_start IS NOT NULL
                        AND state <> 'idle'",
                 )
                 .bind(&name)
                 .fetch_one(&mut conn)
                 .await?;
                 max = max.max(open);
+                max_waiting = max_waiting.max(waiting);
                 total += open;
                 samples += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
             conn.close().await?;
-            anyhow::Ok((max, total as f64 / samples.max(1) as f64))
+            anyhow::Ok((max, total as f64 / samples.max(1) as f64, max_waiting))
         })
     };
     let mut to_first_batch = None;
@@ -1260,7 +1266,7 @@ async fn project_with(
         );
     };
     sampling.store(false, Ordering::Relaxed);
-    let (max_open, mean_open) = sampler.await??;
+    let (max_open, mean_open, max_waiting) = sampler.await??;
     for stop in stops {
         let _ = stop.send(());
     }
@@ -1276,11 +1282,24 @@ async fn project_with(
         .fetch_one(&mut conn)
         .await?;
     conn.close().await?;
-    ensure!(
-        rows_in_events == (stored + n) as i64,
-        "the projector stored {} events, the log holds {n}",
-        rows_in_events - stored as i64
-    );
+    if rows_in_events != (stored + n) as i64 {
+        // Where the positions and the log disagree, for the report.
+        let store = ReadStore::connect(db.url()).await?;
+        let positions = store.positions(projection.name()).await?;
+        close(&store).await;
+        let ends = log_dyn.end_offsets(Stream::Events).await?;
+        bail!(
+            "the projector stored {} events, the log holds {n}; stored positions {positions:?}, \
+             the log's end offsets {ends:?}, records applied by the instances {:?}, offsets \
+             the log skipped (records never delivered) {}",
+            rows_in_events - stored as i64,
+            stats
+                .iter()
+                .map(|s| s.records.load(Ordering::Relaxed))
+                .collect::<Vec<_>>(),
+            sum(|s| s.skipped_offsets.load(Ordering::Relaxed))
+        );
+    }
     let batches = sum(|s| s.batches.load(Ordering::Relaxed));
     let records_applied = sum(|s| s.records.load(Ordering::Relaxed));
     let to_first_batch = to_first_batch.unwrap_or(wall);
@@ -1303,6 +1322,7 @@ async fn project_with(
         pg: projector_pg,
         max_open_transactions: max_open,
         mean_open_transactions: mean_open,
+        max_waiting_on_locks: max_waiting,
         records_per_instance: stats
             .iter()
             .map(|s| s.records.load(Ordering::Relaxed))
@@ -1698,11 +1718,12 @@ async fn bench_parallel(
         let run = project_with(log.clone(), &group, pg_admin, &db, 0, n, instances).await?;
         println!(
             "   {instances} instance(s): {n} projected in {:.2}s = {} events/s, {} batches, \
-             at most {} transactions open at once, records per instance {:?}",
+             at most {} transactions open at once ({} waiting for a lock), records per instance {:?}",
             run.wall.as_secs_f64(),
             thousands(run.events_per_s),
             run.batches,
             run.max_open_transactions,
+            run.max_waiting_on_locks,
             run.records_per_instance
         );
         let store = ReadStore::connect(db.url()).await?;

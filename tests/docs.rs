@@ -449,6 +449,7 @@ fn operations_doc_names_every_metric_family_and_dead_letter_command() {
         liandong_projector::BATCH_EVENTS,
         liandong_projector::EVENTS_APPLIED,
         liandong_projector::BATCHES_FAILED,
+        liandong_projector::SKIPPED_OFFSETS,
         liandong::metrics::HTTP_REQUESTS,
         liandong::metrics::HTTP_SECONDS,
         liandong::metrics::PROJECTION_LAG,

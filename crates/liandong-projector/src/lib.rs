@@ -34,6 +34,8 @@ pub const BATCH_EVENTS: &str = "liandong_projector_batch_events";
 pub const EVENTS_APPLIED: &str = "liandong_projector_events_applied_total";
 /// Batches rolled back (to be re-read and retried), by projection.
 pub const BATCHES_FAILED: &str = "liandong_projector_batches_failed_total";
+/// Offsets the log skipped twice (records it does not deliver), by projection.
+pub const SKIPPED_OFFSETS: &str = "liandong_projector_skipped_offsets_total";
 
 /// Describes the projector's metric families to the installed recorder.
 pub fn describe_metrics() {
@@ -52,6 +54,10 @@ pub fn describe_metrics() {
     describe_counter!(
         BATCHES_FAILED,
         "Batches rolled back and retried from the stored positions, by projection"
+    );
+    describe_counter!(
+        SKIPPED_OFFSETS,
+        "Log offsets skipped by the broker even when read again: records never applied, by projection"
     );
 }
 
@@ -85,6 +91,11 @@ pub struct ProjectorStats {
     pub undecodable: AtomicU64,
     /// Batches rolled back because another projector moved a position first.
     pub conflicts: AtomicU64,
+    /// Offsets the log skipped: a record delivered past the next offset of its partition, with
+    /// no rebalance in between, again after seeking back to that offset once. The events topic
+    /// is neither compacted nor transactional, so its offsets have no gaps; a gap the broker
+    /// keeps means records it does not deliver (logged as a warning).
+    pub skipped_offsets: AtomicU64,
 }
 
 /// One projection fed from the log.
@@ -504,6 +515,7 @@ impl Inner {
             // A rebalance: partitions may have been projected elsewhere meanwhile.
             state.generation = consumer.generation();
             state.next.clear();
+            state.sought_gap.clear();
         }
         if batch.is_empty() {
             return Ok(());
@@ -543,6 +555,39 @@ impl Inner {
             };
             if rec.offset < next {
                 continue; // applied before: a redelivery
+            }
+            let expected = advances.get(&p).map_or(next, |a| a.to);
+            if rec.offset > expected {
+                if state.sought_gap.get(&p) != Some(&expected) {
+                    // A fetch that left records out: read the partition again from the first
+                    // one missing (this batch keeps what came before it).
+                    debug!(
+                        projection = name,
+                        slot = key,
+                        partition = p,
+                        expected,
+                        delivered = rec.offset,
+                        "the log skipped offsets: reading them again"
+                    );
+                    state.sought_gap.insert(p, expected);
+                    consumer.seek(p, expected).await?;
+                    seeking.push(p);
+                    continue;
+                }
+                state.sought_gap.remove(&p);
+                self.stats
+                    .skipped_offsets
+                    .fetch_add((rec.offset - expected) as u64, Ordering::Relaxed);
+                metrics::counter!(SKIPPED_OFFSETS, "projection" => name)
+                    .increment((rec.offset - expected) as u64);
+                warn!(
+                    projection = name,
+                    slot = key,
+                    partition = p,
+                    expected,
+                    delivered = rec.offset,
+                    "the log skipped offsets twice: the records between are not in it"
+                );
             }
             let adv = advances.entry(p).or_insert(Advance {
                 partition: p,
@@ -652,6 +697,9 @@ struct State {
     generation: u64,
     /// Next offset to apply of each partition, as last read from or written to the store.
     next: HashMap<i32, i64>,
+    /// Per partition, the offset the log skipped last and was sought back to: skipped again,
+    /// the gap is taken as the log's (see [`ProjectorStats::skipped_offsets`]).
+    sought_gap: HashMap<i32, i64>,
 }
 
 /// Where a projection stands against the end of the log.

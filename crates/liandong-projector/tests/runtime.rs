@@ -212,3 +212,123 @@ async fn cancelled_anywhere_applies_each_record_exactly_once(db: &TestStore) {
     );
 }
 on_both_stores!(cancelled_anywhere_applies_each_record_exactly_once);
+
+/// A log whose first fetch of ten or more records leaves four of them out (as a broker did in
+/// the parallel bench: tansu's `memory://` engine), and is whole after that.
+struct SkipsOnce {
+    inner: Arc<EmbeddedLog>,
+    skipped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct SkippingConsumer {
+    inner: Box<dyn liandong_log::LogConsumer>,
+    skipped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl EventLog for SkipsOnce {
+    async fn append(
+        &self,
+        stream: Stream,
+        records: Vec<Record>,
+    ) -> Result<(), liandong_log::LogError> {
+        self.inner.append(stream, records).await
+    }
+    async fn end_offsets(&self, stream: Stream) -> Result<Vec<(i32, i64)>, liandong_log::LogError> {
+        self.inner.end_offsets(stream).await
+    }
+    async fn consumer(
+        &self,
+        group: &str,
+        stream: Stream,
+    ) -> Result<Box<dyn liandong_log::LogConsumer>, liandong_log::LogError> {
+        Ok(Box::new(SkippingConsumer {
+            inner: self.inner.consumer(group, stream).await?,
+            skipped: self.skipped.clone(),
+        }))
+    }
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+#[async_trait]
+impl liandong_log::LogConsumer for SkippingConsumer {
+    async fn poll(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<liandong_log::Delivered>, liandong_log::LogError> {
+        let mut batch = self.inner.poll(max, wait).await?;
+        if batch.len() >= 10 && !self.skipped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            batch.drain(3..7);
+        }
+        Ok(batch)
+    }
+    async fn seek(&mut self, partition: i32, offset: i64) -> Result<(), liandong_log::LogError> {
+        self.inner.seek(partition, offset).await
+    }
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+    async fn commit_hint(&mut self, positions: &[(i32, i64)]) {
+        self.inner.commit_hint(positions).await
+    }
+}
+
+/// A fetch that leaves records out is read again from the first one missing: every record is
+/// applied once, none is stepped over. Without the seek back, the positions passed the four
+/// records and the log's end was reached with them never applied.
+async fn records_a_fetch_left_out_are_read_again(db: &TestStore) {
+    let store = db.store();
+    setup(store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedLog::open(dir.path()).unwrap();
+    let all = records(3);
+    embedded.append(Stream::Events, all.clone()).await.unwrap();
+    let skipped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let log: Arc<dyn EventLog> = Arc::new(SkipsOnce {
+        inner: embedded,
+        skipped: skipped.clone(),
+    });
+    let p = Projector::new(
+        store.clone(),
+        log.clone(),
+        Arc::new(Counting { version: 1 }),
+        ProjectorConfig {
+            group_prefix: "test".into(),
+            max_batch: 100,
+            poll_wait: Duration::from_millis(20),
+        },
+    );
+    let stats = p.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(p.run(async {
+        let _ = stopped.await;
+    }));
+    let counting = Counting { version: 1 };
+    for _ in 0..600 {
+        let st = status(store, log.as_ref(), &[&counting]).await.unwrap();
+        if st[0].lag == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    assert!(
+        skipped.load(std::sync::atomic::Ordering::SeqCst),
+        "the log left records out"
+    );
+    let got = applied(store).await;
+    assert_eq!(got.len(), all.len(), "every record applied");
+    assert!(got.iter().all(|(_, times)| *times == 1));
+    assert_eq!(
+        stats
+            .skipped_offsets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the records were there when read again"
+    );
+}
+on_both_stores!(records_a_fetch_left_out_are_read_again);
