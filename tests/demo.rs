@@ -35,16 +35,18 @@ async fn a_simulated_week_is_accepted_and_fills_the_read_models() {
     .unwrap();
     let running = start(Role::Serve, cfg).await.expect("liandong starts");
     let base = format!("http://{}", running.addr);
-    let ingest = running
-        .keys
-        .key_of(liandong_auth::Role::Ingest)
-        .unwrap()
-        .to_owned();
-    let analyst = running
-        .keys
-        .key_of(liandong_auth::Role::Analyst)
-        .unwrap()
-        .to_owned();
+    // serve generated one key per role.
+    let key = |role| {
+        running
+            .keys
+            .key_of(role)
+            .expect("a key per role")
+            .to_owned()
+    };
+    let (ingest, analyst) = (
+        key(liandong_auth::Role::Ingest),
+        key(liandong_auth::Role::Analyst),
+    );
     let sender = Sender::new(&base, &ingest).status_key(&analyst);
 
     let now = Utc::now();
@@ -158,16 +160,10 @@ async fn a_simulated_week_is_accepted_and_fills_the_read_models() {
     );
     // Interests, segments, decisions and the review have data: the audience reads articles of
     // every category and views MP pages with theirs, the MP shows its follow prompt.
-    let admin = running
-        .keys
-        .key_of(liandong_auth::Role::Admin)
-        .unwrap()
-        .to_owned();
-    let decide = running
-        .keys
-        .key_of(liandong_auth::Role::Decide)
-        .unwrap()
-        .to_owned();
+    let (admin, decide) = (
+        key(liandong_auth::Role::Admin),
+        key(liandong_auth::Role::Decide),
+    );
     let segment = "/v1/segments/count?interest=%E4%BC%98%E6%83%A0"; // 优惠
     let count = get(&base, segment, &analyst).await;
     assert!(count["members"].as_i64() > Some(0), "{segment}: {count}");
