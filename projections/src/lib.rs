@@ -57,17 +57,24 @@ pub const ANALYST_RELATIONS: &[&str] = &[
     "analyst_fact_activity",
 ];
 
-static PG_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+// Versions 1…999; the store's own tables (1001…) and the vault's (2001…) share
+// `_sqlx_migrations` (see `ReadStore::run_migrations`).
+static PG_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
+static SQLITE_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
 
-/// Creates or upgrades every read model's tables, and the runtime's bookkeeping.
+/// Creates or upgrades every read model's tables, and the store's own (the runtime's
+/// bookkeeping among them).
 pub async fn migrate(store: &ReadStore) -> Result<(), StoreError> {
     store.init().await?;
-    match store {
-        ReadStore::Postgres(p) => PG_MIGRATIONS.run(p).await?,
-        ReadStore::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-    }
-    Ok(())
+    store
+        .run_migrations(&PG_MIGRATIONS, &SQLITE_MIGRATIONS)
+        .await
 }
 
 /// An open read-store transaction, of either dialect.

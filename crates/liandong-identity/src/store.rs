@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use cqrs_es::persist::SerializedEvent;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
 
 use crate::aggregate::OpenidBinding;
@@ -18,58 +19,14 @@ pub const EVENTS_TABLE: &str = "identity_events";
 /// pure event sourcing since each aggregate holds at most one event).
 pub const SNAPSHOTS_TABLE: &str = "identity_snapshots";
 
-// Same columns as postgres-es `db/init.sql`, under our table names.
-const PG_DDL: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS identity_events
-(
-    aggregate_type text                         NOT NULL,
-    aggregate_id   text                         NOT NULL,
-    sequence       bigint CHECK (sequence >= 0) NOT NULL,
-    event_type     text                         NOT NULL,
-    event_version  text                         NOT NULL,
-    payload        json                         NOT NULL,
-    metadata       json                         NOT NULL,
-    PRIMARY KEY (aggregate_type, aggregate_id, sequence)
-)",
-    "CREATE TABLE IF NOT EXISTS identity_snapshots
-(
-    aggregate_type   text                                 NOT NULL,
-    aggregate_id     text                                 NOT NULL,
-    last_sequence    bigint CHECK (last_sequence >= 0)    NOT NULL,
-    current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
-    payload          json                                 NOT NULL,
-    PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
-)",
-];
-
-// Same columns as sqlite-es `migrations/20221114171845_init.sql`, under our table names.
-const SQLITE_DDL: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS identity_events
-(
-  aggregate_type text                          NOT NULL,
-  aggregate_id   text                          NOT NULL,
-  sequence       integer CHECK (sequence >= 0) NOT NULL,
-  event_type     text                          NOT NULL,
-  event_version  text                          NOT NULL,
-  payload        text                          NOT NULL,
-  metadata       text                          NOT NULL,
-  PRIMARY KEY (aggregate_type, aggregate_id, sequence)
-) STRICT",
-    "CREATE TABLE IF NOT EXISTS identity_snapshots
-(
-  aggregate_type   text                                  NOT NULL,
-  aggregate_id     text                                  NOT NULL,
-  last_sequence    integer CHECK (last_sequence >= 0)    NOT NULL,
-  current_snapshot integer CHECK (current_snapshot >= 0) NOT NULL,
-  payload          text                                  NOT NULL,
-  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
-) STRICT",
-];
-
-// Arbitrary constant ("liandong-identity" in spirit): serializes concurrent start-ups, because
-// two concurrent `CREATE TABLE IF NOT EXISTS` in Postgres can still fail with a unique
-// violation on the catalog.
-const PG_MIGRATE_LOCK: i64 = 0x6c69_616e_6964_0001;
+static PG_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/postgres")
+};
+static SQLITE_MIGRATIONS: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("./migrations/sqlite")
+};
 
 mod sealed {
     pub trait Sealed {}
@@ -80,36 +37,26 @@ mod sealed {
 /// A database the identity tables can be created in: `sqlx::PgPool` or `sqlx::SqlitePool`.
 pub trait IdentityDatabase: sealed::Sealed + Sync {
     #[doc(hidden)]
-    fn create_identity_tables(&self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn create_identity_tables(&self) -> impl Future<Output = Result<(), MigrateError>> + Send;
 }
 
+// The migrations share sqlx's `_sqlx_migrations` with the other crates' (the identity store is
+// usually the read store): versions 3001… are this crate's, and the others' are not missing.
 impl IdentityDatabase for PgPool {
-    async fn create_identity_tables(&self) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin().await?;
-        // Transaction-scoped: released by commit or by rollback when `tx` drops on error.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(PG_MIGRATE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        for ddl in PG_DDL {
-            sqlx::query(ddl).execute(&mut *tx).await?;
-        }
-        tx.commit().await
+    async fn create_identity_tables(&self) -> Result<(), MigrateError> {
+        PG_MIGRATIONS.run(self).await
     }
 }
 
 impl IdentityDatabase for SqlitePool {
-    async fn create_identity_tables(&self) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin().await?;
-        for ddl in SQLITE_DDL {
-            sqlx::query(ddl).execute(&mut *tx).await?;
-        }
-        tx.commit().await
+    async fn create_identity_tables(&self) -> Result<(), MigrateError> {
+        SQLITE_MIGRATIONS.run(self).await
     }
 }
 
-/// Creates `identity_events` and `identity_snapshots` if they do not exist (Postgres or SQLite).
-/// Idempotent; the service constructors call it, so explicit calls are only needed by tools.
+/// Creates `identity_events` and `identity_snapshots` if they do not exist (Postgres or SQLite),
+/// from `migrations/`. Idempotent and safe to race (sqlx's migrator locks the database); the
+/// service constructors call it, so explicit calls are only needed by tools.
 pub async fn migrate<D: IdentityDatabase>(db: &D) -> Result<(), IdentityError> {
     db.create_identity_tables()
         .await

@@ -41,28 +41,6 @@ pub enum Revoked {
     Unknown,
 }
 
-pub(crate) const POSTGRES_DDL: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS liandong_api_keys (
-        key_id TEXT PRIMARY KEY,
-        role TEXT NOT NULL,
-        sha256 TEXT NOT NULL UNIQUE,
-        label TEXT,
-        created_at TIMESTAMPTZ NOT NULL,
-        revoked_at TIMESTAMPTZ
-    )",
-    "COMMENT ON TABLE liandong_api_keys IS
-        'API keys made with liandong keys create: SHA-256 digests only, never a key.'",
-];
-
-pub(crate) const SQLITE_DDL: &[&str] = &["CREATE TABLE IF NOT EXISTS liandong_api_keys (
-        key_id TEXT PRIMARY KEY,
-        role TEXT NOT NULL,
-        sha256 TEXT NOT NULL UNIQUE,
-        label TEXT,
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    )"];
-
 const COLUMNS: &str = "key_id, role, sha256, label, created_at, revoked_at";
 
 const INSERT_AUDIT: &str = "INSERT INTO liandong_audit

@@ -80,63 +80,6 @@ impl Default for AuditQuery {
     }
 }
 
-/// The table and its guards, created by [`ReadStore::init`]. Each statement is idempotent.
-pub(crate) const POSTGRES_DDL: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS liandong_audit (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at TIMESTAMPTZ NOT NULL,
-        key_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        action TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        member_ref TEXT,
-        detail TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS liandong_audit_member_ref
-        ON liandong_audit (member_ref, id) WHERE member_ref IS NOT NULL",
-    "COMMENT ON TABLE liandong_audit IS
-        'Append-only audit trail: member reads, erasures, key changes. member_ref is a keyed hash, never an identifier.'",
-    "CREATE OR REPLACE FUNCTION liandong_audit_refuse_change() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION 'liandong_audit is append-only: % refused', TG_OP
-                USING ERRCODE = 'insufficient_privilege';
-        END
-        $$",
-    "DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'liandong_audit_append_only'
-                       AND tgrelid = 'liandong_audit'::regclass) THEN
-            CREATE TRIGGER liandong_audit_append_only BEFORE UPDATE OR DELETE ON liandong_audit
-                FOR EACH ROW EXECUTE FUNCTION liandong_audit_refuse_change();
-        END IF;
-        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'liandong_audit_no_truncate'
-                       AND tgrelid = 'liandong_audit'::regclass) THEN
-            CREATE TRIGGER liandong_audit_no_truncate BEFORE TRUNCATE ON liandong_audit
-                FOR EACH STATEMENT EXECUTE FUNCTION liandong_audit_refuse_change();
-        END IF;
-    END $$",
-];
-
-pub(crate) const SQLITE_DDL: &[&str] = &[
-    // AUTOINCREMENT: ids are never reused, so "newest first" is "largest id first".
-    "CREATE TABLE IF NOT EXISTS liandong_audit (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        at TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        role TEXT NOT NULL,
-        action TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        member_ref TEXT,
-        detail TEXT
-    )",
-    "CREATE INDEX IF NOT EXISTS liandong_audit_member_ref
-        ON liandong_audit (member_ref, id) WHERE member_ref IS NOT NULL",
-    "CREATE TRIGGER IF NOT EXISTS liandong_audit_no_update BEFORE UPDATE ON liandong_audit
-        BEGIN SELECT RAISE(ABORT, 'liandong_audit is append-only: UPDATE refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS liandong_audit_no_delete BEFORE DELETE ON liandong_audit
-        BEGIN SELECT RAISE(ABORT, 'liandong_audit is append-only: DELETE refused'); END",
-];
-
 const INSERT: &str = "INSERT INTO liandong_audit
     (at, key_id, role, action, endpoint, member_ref, detail)
     VALUES ($1, $2, $3, $4, $5, $6, $7)";

@@ -6,34 +6,6 @@ use chrono::{DateTime, Utc};
 
 use crate::{ReadStore, StoreError};
 
-/// The table, created by [`ReadStore::init`]. Each statement is idempotent.
-pub(crate) const POSTGRES_DDL: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS liandong_dead_letter_replays (
-        log TEXT NOT NULL,
-        partition INTEGER NOT NULL,
-        log_offset BIGINT NOT NULL,
-        event_id TEXT,
-        outcome TEXT NOT NULL,
-        error TEXT,
-        replayed_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (log, partition, log_offset)
-    )",
-    "COMMENT ON TABLE liandong_dead_letter_replays IS
-        'What liandong dead-letter replay did with each dead letter (appended, duplicate, still_failing).'",
-];
-
-pub(crate) const SQLITE_DDL: &[&str] =
-    &["CREATE TABLE IF NOT EXISTS liandong_dead_letter_replays (
-        log TEXT NOT NULL,
-        partition INTEGER NOT NULL,
-        log_offset BIGINT NOT NULL,
-        event_id TEXT,
-        outcome TEXT NOT NULL,
-        error TEXT,
-        replayed_at TEXT NOT NULL,
-        PRIMARY KEY (log, partition, log_offset)
-    )"];
-
 /// One replayed dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Replay {

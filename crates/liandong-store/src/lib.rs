@@ -14,6 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -107,49 +108,35 @@ impl ReadStore {
         }
     }
 
-    /// Creates the bookkeeping tables when missing, and the tables that are no projection's:
-    /// the audit trail ([`audit`]) and the stored API keys ([`api_keys`]).
+    /// Creates or upgrades the store's own tables (`migrations/`): the bookkeeping, the audit
+    /// trail ([`audit`]), the stored API keys ([`api_keys`]) and the dead-letter replays
+    /// ([`dead_letters`]). Idempotent and safe to race (sqlx's migrator locks the database).
     pub async fn init(&self) -> Result<(), StoreError> {
-        const DDL: [&str; 2] = [
-            "CREATE TABLE IF NOT EXISTS liandong_projections (
-                projection TEXT PRIMARY KEY,
-                version INTEGER NOT NULL
-            )",
-            "CREATE TABLE IF NOT EXISTS liandong_positions (
-                projection TEXT NOT NULL,
-                partition INTEGER NOT NULL,
-                next_offset BIGINT NOT NULL,
-                PRIMARY KEY (projection, partition)
-            )",
-        ];
+        static POSTGRES: Migrator = Migrator {
+            ignore_missing: true,
+            ..sqlx::migrate!("./migrations/postgres")
+        };
+        static SQLITE: Migrator = Migrator {
+            ignore_missing: true,
+            ..sqlx::migrate!("./migrations/sqlite")
+        };
+        self.run_migrations(&POSTGRES, &SQLITE).await
+    }
+
+    /// Runs the migrator of this store's dialect. Each crate that owns tables in the read store
+    /// keeps its migrations (both dialects) in its own `migrations/` and its own range of
+    /// versions — the read models 1…999, `liandong-store` 1001…, `liandong-vault` 2001… — so
+    /// the migrators share sqlx's `_sqlx_migrations` table and must set `ignore_missing`
+    /// (the versions of the other crates are not missing, only not theirs).
+    pub async fn run_migrations(
+        &self,
+        postgres: &Migrator,
+        sqlite: &Migrator,
+    ) -> Result<(), StoreError> {
+        debug_assert!(postgres.ignore_missing && sqlite.ignore_missing);
         match self {
-            ReadStore::Postgres(p) => {
-                // Concurrent `CREATE TABLE IF NOT EXISTS` can still collide in PostgreSQL's
-                // catalog when several processes start at once: serialize them.
-                let mut tx = p.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock(7210853611)")
-                    .execute(&mut *tx)
-                    .await?;
-                for ddl in DDL
-                    .iter()
-                    .chain(audit::POSTGRES_DDL)
-                    .chain(api_keys::POSTGRES_DDL)
-                    .chain(dead_letters::POSTGRES_DDL)
-                {
-                    sqlx::query(ddl).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            }
-            ReadStore::Sqlite(p) => {
-                for ddl in DDL
-                    .iter()
-                    .chain(audit::SQLITE_DDL)
-                    .chain(api_keys::SQLITE_DDL)
-                    .chain(dead_letters::SQLITE_DDL)
-                {
-                    sqlx::query(ddl).execute(p).await?;
-                }
-            }
+            ReadStore::Postgres(p) => postgres.run(p).await?,
+            ReadStore::Sqlite(p) => sqlite.run(p).await?,
         }
         Ok(())
     }

@@ -26,10 +26,12 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use liandong_store::{sqlx, ReadStore, StoreError};
+use liandong_store::sql::Arg;
+use liandong_store::{ReadStore, StoreError};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use sqlx::migrate::Migrator;
 use zeroize::Zeroizing;
 
 use crate::{Purpose, Vault};
@@ -76,78 +78,36 @@ impl VaultError {
 /// store's data keys were made with (the first start records its fingerprint). Called once at
 /// start-up, before [`DataKeys::new`]. The tables belong to no projection: rebuilds keep them.
 pub async fn migrate(store: &ReadStore, vault: &Vault) -> Result<(), VaultError> {
-    const PG: [&str; 2] = [
-        "CREATE TABLE IF NOT EXISTS liandong_data_keys (
-            key_ref TEXT PRIMARY KEY,
-            wrapped BYTEA NOT NULL,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-        )",
-        "CREATE TABLE IF NOT EXISTS liandong_vault (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )",
-    ];
-    const SQLITE: [&str; 2] = [
-        "CREATE TABLE IF NOT EXISTS liandong_data_keys (
-            key_ref TEXT PRIMARY KEY,
-            wrapped BLOB NOT NULL,
-            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-        )",
-        "CREATE TABLE IF NOT EXISTS liandong_vault (
-            name TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )",
-    ];
-    const RECORD: &str =
-        "INSERT INTO liandong_vault (name, value) VALUES ('master_key_fingerprint', $1)
-        ON CONFLICT (name) DO NOTHING";
-    const READ: &str = "SELECT value FROM liandong_vault WHERE name = 'master_key_fingerprint'";
-    let mine = vault.fingerprint();
-    let stored: String = match store {
-        ReadStore::Postgres(p) => {
-            // Concurrent `CREATE TABLE IF NOT EXISTS` can collide in PostgreSQL's catalog when
-            // several processes start at once: serialize them.
-            let mut tx = p.begin().await.map_err(StoreError::from)?;
-            sqlx::query("SELECT pg_advisory_xact_lock(7210853612)")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-            for ddl in PG {
-                sqlx::query(ddl)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
-            sqlx::query(RECORD)
-                .bind(&mine)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-            let stored = sqlx::query_scalar(READ)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
-            tx.commit().await.map_err(StoreError::from)?;
-            stored
-        }
-        ReadStore::Sqlite(p) => {
-            for ddl in SQLITE {
-                sqlx::query(ddl)
-                    .execute(p)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
-            sqlx::query(RECORD)
-                .bind(&mine)
-                .execute(p)
-                .await
-                .map_err(StoreError::from)?;
-            sqlx::query_scalar(READ)
-                .fetch_one(p)
-                .await
-                .map_err(StoreError::from)?
-        }
+    static POSTGRES: Migrator = Migrator {
+        ignore_missing: true,
+        ..sqlx::migrate!("./migrations/postgres")
     };
+    static SQLITE: Migrator = Migrator {
+        ignore_missing: true,
+        ..sqlx::migrate!("./migrations/sqlite")
+    };
+    store.run_migrations(&POSTGRES, &SQLITE).await?;
+    let mine = vault.fingerprint();
+    // The first start records its fingerprint; a race of two first starts records one of them,
+    // and the other finds it different unless both hold the same key.
+    store
+        .execute(
+            "INSERT INTO liandong_vault (name, value) VALUES ('master_key_fingerprint', $1)
+            ON CONFLICT (name) DO NOTHING",
+            &[Arg::Text(Some(mine.clone()))],
+        )
+        .await?;
+    let (stored,): (String,) = store
+        .fetch_optional(
+            "SELECT value FROM liandong_vault WHERE name = 'master_key_fingerprint'",
+            &[],
+        )
+        .await?
+        .ok_or_else(|| {
+            VaultError::Store(StoreError::Config(
+                "liandong_vault lost its master_key_fingerprint row".into(),
+            ))
+        })?;
     if stored != mine {
         return Err(VaultError::MasterKeyMismatch { stored, mine });
     }

@@ -1,0 +1,26 @@
+-- liandong-identity's tables (versions 3001…): the OpenidBinding aggregates' events, in the
+-- columns of sqlite-es `migrations/20221114171845_init.sql`, under names of
+-- their own (the read store already owns `events`).
+-- Idempotent: stores made before these tables moved into a migration already have them.
+
+CREATE TABLE IF NOT EXISTS identity_events
+(
+  aggregate_type text                          NOT NULL,
+  aggregate_id   text                          NOT NULL,
+  sequence       integer CHECK (sequence >= 0) NOT NULL,
+  event_type     text                          NOT NULL,
+  event_version  text                          NOT NULL,
+  payload        text                          NOT NULL,
+  metadata       text                          NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS identity_snapshots
+(
+  aggregate_type   text                                  NOT NULL,
+  aggregate_id     text                                  NOT NULL,
+  last_sequence    integer CHECK (last_sequence >= 0)    NOT NULL,
+  current_snapshot integer CHECK (current_snapshot >= 0) NOT NULL,
+  payload          text                                  NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
+) STRICT;
