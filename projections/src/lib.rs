@@ -83,6 +83,15 @@ pub enum Tx<'a> {
     Sqlite(&'a mut sqlx::SqliteConnection),
 }
 
+impl<'a> From<&'a mut liandong_store::sql::StoreTx> for Tx<'a> {
+    fn from(tx: &'a mut liandong_store::sql::StoreTx) -> Tx<'a> {
+        match tx {
+            liandong_store::sql::StoreTx::Postgres(t) => Tx::Postgres(t),
+            liandong_store::sql::StoreTx::Sqlite(t) => Tx::Sqlite(t),
+        }
+    }
+}
+
 impl Tx<'_> {
     pub fn dialect(&self) -> Dialect {
         match self {

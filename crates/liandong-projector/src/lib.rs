@@ -13,6 +13,7 @@ use std::time::Duration;
 use liandong_event::Event;
 use liandong_log::{Delivered, EventLog, LogConsumer, LogError, Stream};
 use liandong_projections::{Projection, Tx};
+use liandong_store::sql::StoreTx;
 use liandong_store::{Advance, ReadStore, StoreError};
 use serde::Serialize;
 use tracing::{debug, error, info, warn};
@@ -142,92 +143,57 @@ pub async fn prepare(
     let name = projection.name();
     let mine = projection.version();
     const VERSION: &str = "SELECT version FROM liandong_projections WHERE projection = $1";
-    match store {
-        ReadStore::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            // Two projectors starting at once must not both rebuild.
-            sqlx::query("LOCK TABLE liandong_projections IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
-                .await?;
-            let stored: Option<i32> = sqlx::query_scalar(VERSION)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let prepared = match stored {
-                None => {
-                    liandong_store::reset(&mut *tx, name, mine, projection.tables()).await?;
-                    Prepared::Live
-                }
-                Some(v) if v == mine => Prepared::Live,
-                Some(v) if v < mine => {
-                    if liandong_store::rebuild::begin_build_pg(
-                        &mut tx,
-                        name,
-                        mine,
-                        projection.tables(),
-                    )
+    // On SQLite the transaction holds the write lock from its start (`ReadStore::begin`).
+    let mut tx = store.begin().await?;
+    if let StoreTx::Postgres(_) = tx {
+        // Two projectors starting at once must not both rebuild.
+        tx.execute("LOCK TABLE liandong_projections IN EXCLUSIVE MODE", &[])
+            .await?;
+    }
+    let stored: Vec<(i32,)> = tx.fetch_all(VERSION, &[name.into()]).await?;
+    let prepared = match stored.first().map(|(v,)| *v) {
+        None => {
+            liandong_store::reset(&mut tx, name, mine, projection.tables()).await?;
+            Prepared::Live
+        }
+        Some(v) if v == mine => Prepared::Live,
+        Some(v) if v < mine => match &mut tx {
+            // PostgreSQL builds the new version beside the live tables (blue/green).
+            StoreTx::Postgres(t) => {
+                if liandong_store::rebuild::begin_build_pg(t, name, mine, projection.tables())
                     .await?
-                    {
-                        info!(
-                            projection = name,
-                            from = v,
-                            to = mine,
-                            "projection version changed: building the new version beside the old tables, which keep answering"
-                        );
-                    }
-                    Prepared::Building
+                {
+                    info!(
+                        projection = name,
+                        from = v,
+                        to = mine,
+                        "projection version changed: building the new version beside the old tables, which keep answering"
+                    );
                 }
-                Some(v) => {
-                    return Err(StoreError::Superseded {
-                        projection: name.to_owned(),
-                        mine,
-                        stored: v,
-                    })
-                }
-            };
-            tx.commit().await?;
-            Ok(prepared)
-        }
-        ReadStore::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            // Take the write lock first (see `commit`): a transaction that read first could not
-            // upgrade once ingestion had written meanwhile, and SQLite refuses that at once.
-            sqlx::query("UPDATE liandong_projections SET version = version WHERE projection = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            let stored: Option<i32> = sqlx::query_scalar(VERSION)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if needs_rebuild(name, mine, stored)? {
-                liandong_store::reset(&mut *tx, name, mine, projection.tables()).await?;
+                Prepared::Building
             }
-            tx.commit().await?;
-            Ok(Prepared::Live)
+            // SQLite rebuilds in place.
+            StoreTx::Sqlite(_) => {
+                info!(
+                    projection = name,
+                    from = v,
+                    to = mine,
+                    "projection version changed: rebuilding from the start of the log"
+                );
+                liandong_store::reset(&mut tx, name, mine, projection.tables()).await?;
+                Prepared::Live
+            }
+        },
+        Some(v) => {
+            return Err(StoreError::Superseded {
+                projection: name.to_owned(),
+                mine,
+                stored: v,
+            })
         }
-    }
-}
-
-fn needs_rebuild(name: &str, mine: i32, stored: Option<i32>) -> Result<bool, StoreError> {
-    match stored {
-        None => Ok(true),
-        Some(v) if v == mine => Ok(false),
-        Some(v) if v < mine => {
-            info!(
-                projection = name,
-                from = v,
-                to = mine,
-                "projection version changed: rebuilding from the start of the log"
-            );
-            Ok(true)
-        }
-        Some(v) => Err(StoreError::Superseded {
-            projection: name.to_owned(),
-            mine,
-            stored: v,
-        }),
-    }
+    };
+    tx.commit().await?;
+    Ok(prepared)
 }
 
 /// Aborts a spawned task when dropped: a builder does not outlive its projector.
@@ -655,40 +621,18 @@ impl Inner {
         advances: &[Advance],
     ) -> Result<(), StoreError> {
         let (key, version) = (slot.positions.as_str(), slot.version);
-        match &self.store {
-            ReadStore::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                if let Some(path) = &slot.search_path {
-                    // A rebuild writes its own copies of the projection's tables.
-                    sqlx::query(&format!("SET LOCAL search_path TO {path}"))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // Batches of several instances apply concurrently: the projection serializes
-                // only what two of them share (an identifier, a member, an A/B experiment)
-                // with locks inside this transaction; positions move by compare-and-set.
-                self.projection.apply(Tx::Postgres(&mut tx), events).await?;
-                liandong_store::advance(&mut *tx, key, version, advances).await?;
-                tx.commit().await?;
-            }
-            ReadStore::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                // Take the write lock with the transaction's first statement, a write: it waits
-                // out the busy timeout while ingestion writes. A transaction that read first
-                // could not upgrade once another writer committed; SQLite refuses that at once
-                // ("database is locked") and the whole batch was retried.
-                sqlx::query(
-                    "UPDATE liandong_projections SET version = version WHERE projection = $1",
-                )
-                .bind(key)
-                .execute(&mut *tx)
+        let mut tx = self.store.begin().await?;
+        if let Some(path) = &slot.search_path {
+            // A rebuild (PostgreSQL only) writes its own copies of the projection's tables.
+            tx.execute(&format!("SET LOCAL search_path TO {path}"), &[])
                 .await?;
-                self.projection.apply(Tx::Sqlite(&mut tx), events).await?;
-                liandong_store::advance(&mut *tx, key, version, advances).await?;
-                tx.commit().await?;
-            }
         }
-        Ok(())
+        // Batches of several instances apply concurrently: the projection serializes only what
+        // two of them share (an identifier, a member, an A/B experiment) with locks inside this
+        // transaction; positions move by compare-and-set.
+        self.projection.apply(Tx::from(&mut tx), events).await?;
+        liandong_store::advance(&mut tx, key, version, advances).await?;
+        tx.commit().await
     }
 }
 

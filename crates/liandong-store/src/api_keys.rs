@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::AuditEntry;
+use crate::audit::{self, AuditEntry};
 use crate::{ReadStore, StoreError};
 
 /// A key to store.
@@ -43,44 +43,6 @@ pub enum Revoked {
 
 const COLUMNS: &str = "key_id, role, sha256, label, created_at, revoked_at";
 
-const INSERT_AUDIT: &str = "INSERT INTO liandong_audit
-    (at, key_id, role, action, endpoint, member_ref, detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-
-macro_rules! in_transaction {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match $store {
-            ReadStore::Postgres(p) => {
-                let mut $tx = p.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            ReadStore::Sqlite(p) => {
-                let mut $tx = p.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
-}
-
-macro_rules! audit {
-    ($tx:ident, $entry:expr, $at:expr) => {{
-        sqlx::query(INSERT_AUDIT)
-            .bind($at)
-            .bind(&$entry.key_id)
-            .bind(&$entry.role)
-            .bind(&$entry.action)
-            .bind(&$entry.endpoint)
-            .bind(&$entry.member_ref)
-            .bind(&$entry.detail)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-
 /// Stores `key` and records `audit` (action `key.create`) in the same transaction. Fails on a
 /// key id or digest already stored.
 pub async fn create(
@@ -93,18 +55,22 @@ pub async fn create(
         "INSERT INTO liandong_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL)
          RETURNING {COLUMNS}"
     );
-    Ok(in_transaction!(store, |tx| {
-        let row: ApiKeyRow = sqlx::query_as(&sql)
-            .bind(&key.key_id)
-            .bind(&key.role)
-            .bind(&key.sha256)
-            .bind(&key.label)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        audit!(tx, audit, now);
-        row
-    }))
+    let mut tx = store.begin().await?;
+    let row: ApiKeyRow = tx
+        .fetch_one(
+            &sql,
+            &[
+                key.key_id.as_str().into(),
+                key.role.as_str().into(),
+                key.sha256.as_str().into(),
+                (&key.label).into(),
+                now.into(),
+            ],
+        )
+        .await?;
+    audit::record_in(&mut tx, audit, now).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Every stored key, revoked ones included, oldest first.
@@ -133,27 +99,21 @@ pub async fn revoke(
          RETURNING {COLUMNS}"
     );
     let find = "SELECT revoked_at FROM liandong_api_keys WHERE key_id = $1";
-    Ok(in_transaction!(store, |tx| {
-        let row: Option<ApiKeyRow> = sqlx::query_as(&update)
-            .bind(key_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        match row {
-            Some(row) => {
-                audit!(tx, audit, now);
-                Revoked::Now(row)
-            }
-            None => {
-                let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(find)
-                    .bind(key_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match at.flatten() {
-                    Some(at) => Revoked::Already(at),
-                    None => Revoked::Unknown,
-                }
+    let mut tx = store.begin().await?;
+    let updated: Vec<ApiKeyRow> = tx.fetch_all(&update, &[key_id.into(), now.into()]).await?;
+    let outcome = match updated.into_iter().next() {
+        Some(row) => {
+            audit::record_in(&mut tx, audit, now).await?;
+            Revoked::Now(row)
+        }
+        None => {
+            let found: Vec<(Option<DateTime<Utc>>,)> = tx.fetch_all(find, &[key_id.into()]).await?;
+            match found.into_iter().next().and_then(|(at,)| at) {
+                Some(at) => Revoked::Already(at),
+                None => Revoked::Unknown,
             }
         }
-    }))
+    };
+    tx.commit().await?;
+    Ok(outcome)
 }

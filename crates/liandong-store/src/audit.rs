@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::sql::{Arg, StoreTx};
 use crate::{ReadStore, StoreError};
 
 /// Actions recorded in the trail.
@@ -87,21 +88,30 @@ const INSERT: &str = "INSERT INTO liandong_audit
 /// Appends `entry`, stamped with the current time. A caller that must not act unrecorded (a
 /// member read) does not answer when this fails.
 pub async fn record(store: &ReadStore, entry: &AuditEntry) -> Result<(), StoreError> {
-    store
-        .execute(
-            INSERT,
-            &[
-                Utc::now().into(),
-                entry.key_id.as_str().into(),
-                entry.role.as_str().into(),
-                entry.action.as_str().into(),
-                entry.endpoint.as_str().into(),
-                (&entry.member_ref).into(),
-                (&entry.detail).into(),
-            ],
-        )
-        .await?;
+    store.execute(INSERT, &args(entry, Utc::now())).await?;
     Ok(())
+}
+
+/// Appends `entry`, stamped `at`, inside `tx`: recorded if and only if what it records commits.
+pub async fn record_in(
+    tx: &mut StoreTx,
+    entry: &AuditEntry,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(INSERT, &args(entry, at)).await?;
+    Ok(())
+}
+
+fn args(entry: &AuditEntry, at: DateTime<Utc>) -> [Arg; 7] {
+    [
+        at.into(),
+        entry.key_id.as_str().into(),
+        entry.role.as_str().into(),
+        entry.action.as_str().into(),
+        entry.endpoint.as_str().into(),
+        (&entry.member_ref).into(),
+        (&entry.detail).into(),
+    ]
 }
 
 /// The entries `query` selects, newest first.

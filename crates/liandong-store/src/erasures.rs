@@ -75,10 +75,11 @@ pub async fn register(
     if hashes.is_empty() {
         return Ok(());
     }
-    match store {
-        ReadStore::Postgres(p) => register_in(&mut *p.acquire().await?, hashes, at).await,
-        ReadStore::Sqlite(p) => register_in(&mut *p.acquire().await?, hashes, at).await,
-    }
+    let args = [sql::json(hashes).into(), at_text(&at).into()];
+    store
+        .execute(REGISTER.text(store.dialect()), &args)
+        .await
+        .map(drop)
 }
 
 /// [`registered_in`] on a connection of the store's pool.
@@ -91,8 +92,11 @@ pub async fn registered(
     if hashes.is_empty() {
         return Ok(BTreeSet::new());
     }
-    match store {
-        ReadStore::Postgres(p) => registered_in(&mut *p.acquire().await?, hashes).await,
-        ReadStore::Sqlite(p) => registered_in(&mut *p.acquire().await?, hashes).await,
-    }
+    let found: Vec<(String,)> = store
+        .fetch_all(
+            REGISTERED.text(store.dialect()),
+            &[sql::json(hashes).into()],
+        )
+        .await?;
+    Ok(found.into_iter().map(|(h,)| h).collect())
 }

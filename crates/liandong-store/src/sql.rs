@@ -409,3 +409,128 @@ impl crate::ReadStore {
         })
     }
 }
+
+/// A transaction of the read store, of either dialect ([`crate::ReadStore::begin`]). Runs
+/// statements like the pool does ([`Arg`]s), and is a [`Db`] for the read models' folds.
+pub enum StoreTx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl crate::ReadStore {
+    /// Begins a transaction that writes. On SQLite its first statement is a write, which takes
+    /// the write lock at once, waiting out the busy timeout while another connection writes: a
+    /// transaction that read first could not take it once another writer had committed (SQLite
+    /// refuses that at once, "database is locked"), and its whole work would be retried.
+    /// Not `BEGIN IMMEDIATE`: sqlx checks a custom `BEGIN` after running it, and a future
+    /// dropped between the two leaves the transaction open on the pooled connection, holding
+    /// the write lock for good (`cancelled_anywhere_applies_each_record_exactly_once` in the
+    /// projector's tests hangs on it).
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        Ok(match self {
+            crate::ReadStore::Postgres(p) => StoreTx::Postgres(p.begin().await?),
+            crate::ReadStore::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                // An UPDATE takes the write lock even when it matches no row.
+                sqlx::query("UPDATE liandong_projections SET version = version WHERE false")
+                    .execute(&mut *tx)
+                    .await?;
+                StoreTx::Sqlite(tx)
+            }
+        })
+    }
+}
+
+impl StoreTx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            StoreTx::Postgres(_) => Dialect::Postgres,
+            StoreTx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            StoreTx::Postgres(t) => t.commit().await?,
+            StoreTx::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn fetch_all<T: Row>(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(match self {
+            StoreTx::Postgres(t) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+            StoreTx::Sqlite(t) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_all(&mut **t)
+                    .await?
+            }
+        })
+    }
+
+    /// The one row `sql` returns; an error if it returns none.
+    pub async fn fetch_one<T: Row>(&mut self, sql: &str, args: &[Arg]) -> Result<T, StoreError> {
+        Ok(match self {
+            StoreTx::Postgres(t) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+            StoreTx::Sqlite(t) => {
+                bind!(sqlx::query_as::<_, T>(sql), args)
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+        })
+    }
+
+    /// Runs `sql`; the rows it changed.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        Ok(match self {
+            StoreTx::Postgres(t) => bind!(sqlx::query(sql), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            StoreTx::Sqlite(t) => bind!(sqlx::query(sql), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        })
+    }
+}
+
+#[async_trait]
+impl Db for StoreTx {
+    async fn exec(&mut self, s: &Statement, args: &[&str]) -> Result<u64, StoreError> {
+        match self {
+            StoreTx::Postgres(t) => (**t).exec(s, args).await,
+            StoreTx::Sqlite(t) => (**t).exec(s, args).await,
+        }
+    }
+    async fn fetch<T: Row>(&mut self, s: &Statement, args: &[&str]) -> Result<Vec<T>, StoreError> {
+        match self {
+            StoreTx::Postgres(t) => (**t).fetch(s, args).await,
+            StoreTx::Sqlite(t) => (**t).fetch(s, args).await,
+        }
+    }
+    async fn exec_text(&mut self, sql: &str) -> Result<u64, StoreError> {
+        match self {
+            StoreTx::Postgres(t) => (**t).exec_text(sql).await,
+            StoreTx::Sqlite(t) => (**t).exec_text(sql).await,
+        }
+    }
+    async fn lock(&mut self, keys: &str) -> Result<(), StoreError> {
+        match self {
+            StoreTx::Postgres(t) => (**t).lock(keys).await,
+            StoreTx::Sqlite(t) => (**t).lock(keys).await,
+        }
+    }
+}

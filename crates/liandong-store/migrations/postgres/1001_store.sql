@@ -2,7 +2,9 @@
 -- projectors' bookkeeping, the audit trail, the stored API keys and the dead-letter replays.
 -- Versions 1001… are liandong-store's; the read models' migrations (projections/) are 1…999.
 -- Every statement is idempotent: stores made before these tables moved into a migration
--- already have them.
+-- already have them. The store's erasure registry, `liandong_erasures`, is the one exception:
+-- read-model migration 0006 created it before the store had migrations of its own, and an
+-- applied migration is history (sqlx checks its checksum), so it stays there.
 
 -- The version each projection was last built at.
 CREATE TABLE IF NOT EXISTS liandong_projections (
