@@ -246,14 +246,24 @@ impl Backend {
         Backend::Sqlite { pool }
     }
 
-    /// A transaction for a batch of binds. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so what it reads cannot change before it writes; PostgreSQL's
-    /// transactions (read committed) see other writers' commits and resolve a lost race through
-    /// the primary key instead (see [`BatchTx::insert`]).
+    /// A transaction for a batch of binds. On SQLite it takes the write lock at once, with a
+    /// write as its first statement, so what it reads cannot change before it writes;
+    /// PostgreSQL's transactions (read committed) see other writers' commits and resolve a lost
+    /// race through the primary key instead (see [`BatchTx::insert`]). Not `BEGIN IMMEDIATE`:
+    /// sqlx checks a custom `BEGIN` after running it, and a bind cancelled between the two (a
+    /// client that hung up) would leave the transaction open on the pooled connection, holding
+    /// the write lock for good (`liandong_store::ReadStore::begin` says the same).
     pub(crate) async fn begin(&self) -> Result<BatchTx, sqlx::Error> {
         Ok(match self {
             Backend::Postgres { pool } => BatchTx::Postgres(pool.begin().await?),
-            Backend::Sqlite { pool } => BatchTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite { pool } => {
+                let mut tx = pool.begin().await?;
+                // An UPDATE takes the write lock even when it matches no row.
+                sqlx::query("UPDATE identity_events SET sequence = sequence WHERE false")
+                    .execute(&mut *tx)
+                    .await?;
+                BatchTx::Sqlite(tx)
+            }
         })
     }
 

@@ -132,6 +132,7 @@ on_both!(
     a_batch_binds_in_batch_order,
     concurrent_batches_agree_on_every_openid,
     a_binding_committed_elsewhere_meanwhile_wins,
+    binds_cancelled_anywhere_leave_no_transaction_open,
 );
 
 fn expect_conflict(
@@ -600,4 +601,49 @@ async fn a_binding_committed_elsewhere_meanwhile_wins(db: Db) {
         .bind("u-batch", &[(OpenidKind::Oa, "free")])
         .await
         .expect("the batch's own binding is stored");
+}
+
+/// A bind's future dropped wherever it awaits (a client that hung up, a request timeout) leaves
+/// no transaction open: the next binds go through. On SQLite a transaction left open on a
+/// pooled connection would hold the write lock for good and every later bind would fail: with
+/// `BEGIN IMMEDIATE` (sqlx checks a custom `BEGIN` after running it) the binds after these
+/// cancellations failed with "database is locked".
+async fn binds_cancelled_anywhere_leave_no_transaction_open(db: Db) {
+    let svc = Arc::new(db.service().await);
+    let mut cancelled = 0;
+    for i in 0..2000u64 {
+        let svc = svc.clone();
+        let task = tokio::spawn(async move {
+            let (unionid, openid) = (format!("u{i}"), format!("oa-{i}"));
+            svc.bind(&unionid, &[(OpenidKind::Oa, openid.as_str())])
+                .await
+        });
+        // Spread the cancellations over the bind's awaits: 0 to 1 ms.
+        tokio::time::sleep(std::time::Duration::from_micros((i * 7919) % 1_000)).await;
+        task.abort();
+        if matches!(task.await, Err(e) if e.is_cancelled()) {
+            cancelled += 1;
+        }
+    }
+    assert!(cancelled >= 10, "only {cancelled} binds were cancelled");
+    // Every connection of the pool serves a bind again, within the busy timeout.
+    for i in 0..8 {
+        let fresh = db.service().await;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            fresh.bind(
+                &format!("after-{i}"),
+                &[(OpenidKind::Mp, &format!("mp-after-{i}"))],
+            ),
+        )
+        .await
+        .expect("a bind after the cancellations answers")
+        .expect("and binds");
+        svc.bind(
+            &format!("again-{i}"),
+            &[(OpenidKind::Mp, &format!("mp-again-{i}"))],
+        )
+        .await
+        .expect("the cancelled binds' service binds again");
+    }
 }
