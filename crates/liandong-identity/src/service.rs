@@ -195,12 +195,10 @@ impl IdentityService {
                 hashes.push(hash(bindings[*i].unionid));
                 hashes.extend(openids.iter().map(|&(k, o)| hash(&aggregate_id(k, o))));
             }
-            let erased: HashSet<String> = tx
+            let erased = tx
                 .erased(&hashes)
                 .await
-                .map_err(|e| IdentityError::unavailable("reading the erasure registry", e))?
-                .into_iter()
-                .collect();
+                .map_err(|e| IdentityError::unavailable("reading the erasure registry", e))?;
             if !erased.is_empty() {
                 for (i, openids) in &mut pending {
                     if erased.contains(&hash(bindings[*i].unionid)) {

@@ -4,9 +4,11 @@
 //! never the read model's `events` table, and `migrate` is idempotent and safe to race.
 //! Aggregates are only ever deleted by an erasure ([`Backend::delete`]).
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use cqrs_es::persist::SerializedEvent;
+use liandong_store::erasures::registered_in;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
 
@@ -92,25 +94,16 @@ fn aggregate_type() -> &'static str {
 }
 
 impl BatchTx {
-    /// Which of `hashes` are in the erasure registry (`liandong_erasures`).
-    pub(crate) async fn erased(&mut self, hashes: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    /// Which of `hashes` are in the erasure registry: the store's table, read through the
+    /// store's own statement ([`liandong_store::erasures::registered_in`]) in this transaction.
+    pub(crate) async fn erased(
+        &mut self,
+        hashes: &[String],
+    ) -> Result<BTreeSet<String>, liandong_store::StoreError> {
+        let hashes: BTreeSet<String> = hashes.iter().cloned().collect();
         match self {
-            BatchTx::Postgres(tx) => {
-                sqlx::query_scalar("SELECT id_hash FROM liandong_erasures WHERE id_hash = ANY($1)")
-                    .bind(hashes)
-                    .fetch_all(&mut **tx)
-                    .await
-            }
-            BatchTx::Sqlite(tx) => {
-                let list = serde_json::to_string(hashes).unwrap_or_else(|_| "[]".to_owned());
-                sqlx::query_scalar(
-                    "SELECT id_hash FROM liandong_erasures
-                     WHERE id_hash IN (SELECT value FROM json_each($1))",
-                )
-                .bind(list)
-                .fetch_all(&mut **tx)
-                .await
-            }
+            BatchTx::Postgres(tx) => registered_in(&mut **tx, &hashes).await,
+            BatchTx::Sqlite(tx) => registered_in(&mut **tx, &hashes).await,
         }
     }
 
