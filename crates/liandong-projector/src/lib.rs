@@ -703,10 +703,11 @@ pub async fn status(
                 }
             })
             .collect();
-        let slot = liandong_store::rebuild::build_slot(p.name());
-        let rebuild = match store.projection_version(&slot).await? {
-            Some(version) => {
-                let built: HashMap<i32, i64> = store.positions(&slot).await?.into_iter().collect();
+        let rebuild = match liandong_store::rebuild::under_way(store, p.name()).await? {
+            Some(liandong_store::rebuild::Build {
+                version, positions, ..
+            }) => {
+                let built: HashMap<i32, i64> = positions.into_iter().collect();
                 let position: i64 = ends
                     .iter()
                     .map(|(p, end)| built.get(p).copied().unwrap_or(0).min(*end))

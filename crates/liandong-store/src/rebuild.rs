@@ -15,7 +15,7 @@
 
 use sqlx::PgConnection;
 
-use crate::StoreError;
+use crate::{ReadStore, StoreError};
 
 /// The positions slot (and registry row) of a projection's rebuild.
 pub fn build_slot(projection: &str) -> String {
@@ -25,6 +25,51 @@ pub fn build_slot(projection: &str) -> String {
 /// Where a builder records the log's end offsets it last saw, for progress reports.
 pub fn end_slot(projection: &str) -> String {
     format!("{projection}#end")
+}
+
+/// A rebuild under way: the version it builds, its positions, and the log's end offsets its
+/// builder last recorded ([`end_slot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub version: i32,
+    pub positions: Vec<(i32, i64)>,
+    pub ends: Vec<(i32, i64)>,
+}
+
+/// The rebuild of `projection` under way, if any, read in one statement: read in several, a
+/// swap committing between them showed a build still registered but without positions (its
+/// progress dropping to 0 at the very end, in `/v1/status` and `liandong rebuild`'s bar).
+pub async fn under_way(store: &ReadStore, projection: &str) -> Result<Option<Build>, StoreError> {
+    let (slot, end) = (build_slot(projection), end_slot(projection));
+    let rows: Vec<(i32, Option<String>, Option<i32>, Option<i64>)> = store
+        .fetch_all(
+            "SELECT v.version, p.projection, p.partition, p.next_offset
+             FROM liandong_projections v
+             LEFT JOIN liandong_positions p ON p.projection IN ($1, $2)
+             WHERE v.projection = $1
+             ORDER BY p.projection, p.partition",
+            &[slot.as_str().into(), end.as_str().into()],
+        )
+        .await?;
+    let Some(&(version, ..)) = rows.first() else {
+        return Ok(None);
+    };
+    let mut build = Build {
+        version,
+        positions: Vec::new(),
+        ends: Vec::new(),
+    };
+    for (_, of, partition, offset) in rows {
+        let (Some(of), Some(partition), Some(offset)) = (of, partition, offset) else {
+            continue;
+        };
+        if of == slot {
+            build.positions.push((partition, offset));
+        } else {
+            build.ends.push((partition, offset));
+        }
+    }
+    Ok(Some(build))
 }
 
 /// The schema a projection is rebuilt into.

@@ -121,21 +121,14 @@ async fn request(store: &ReadStore, p: &dyn Projection) -> anyhow::Result<Reques
 /// otherwise the records built and the log's end as the projectors last saw it (0 before a
 /// projector has looked).
 pub async fn progress(store: &ReadStore, projection: &str) -> anyhow::Result<Option<(u64, u64)>> {
-    use liandong_store::rebuild::{build_slot, end_slot};
-    let slot = build_slot(projection);
-    if store.projection_version(&slot).await?.is_none() {
+    let Some(build) = liandong_store::rebuild::under_way(store, projection).await? else {
         return Ok(None);
-    }
-    let ends: std::collections::HashMap<i32, i64> = store
-        .positions(&end_slot(projection))
-        .await?
-        .into_iter()
-        .collect();
-    let built: i64 = store
-        .positions(&slot)
-        .await?
-        .into_iter()
-        .map(|(p, n)| ends.get(&p).map_or(n, |e| n.min(*e)))
+    };
+    let ends: std::collections::HashMap<i32, i64> = build.ends.iter().copied().collect();
+    let built: i64 = build
+        .positions
+        .iter()
+        .map(|&(p, n)| ends.get(&p).map_or(n, |e| n.min(*e)))
         .sum();
     let end: i64 = ends.values().sum();
     Ok(Some((built.max(0) as u64, end.max(0) as u64)))
