@@ -9,6 +9,8 @@ use std::future::Future;
 
 use cqrs_es::persist::SerializedEvent;
 use liandong_store::erasures::registered_in;
+use liandong_store::sql::{self, Db, Statement, StoreTx, Ty};
+use liandong_store::StoreError;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
 
@@ -82,16 +84,62 @@ pub(crate) struct StoredEvent {
 }
 
 /// One transaction of a batch of binds: reads the aggregates' events and the erasure registry,
-/// writes the new events, all or nothing.
-pub(crate) enum BatchTx {
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-}
+/// writes the new events, all or nothing. Its statements are written once for both dialects
+/// on the store's dialect layer ([`liandong_store::sql`]).
+pub(crate) struct BatchTx(StoreTx);
 
 /// The aggregate type column of every row the service writes or reads.
 fn aggregate_type() -> &'static str {
     <OpenidBinding as cqrs_es::Aggregate>::TYPE
 }
+
+static LOAD: Statement = Statement::new(|d| {
+    format!(
+        "SELECT aggregate_id, sequence, payload FROM identity_events
+         WHERE aggregate_type = $1 AND aggregate_id IN {}
+         ORDER BY aggregate_id, sequence",
+        sql::values(d, 2)
+    )
+});
+
+static INSERT: Statement = Statement::new(|d| {
+    // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
+    format!(
+        "INSERT INTO identity_events
+             (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT $1, t.id, t.seq, t.et, t.ev, t.payload, t.metadata FROM {} WHERE true
+         ON CONFLICT DO NOTHING
+         RETURNING aggregate_id",
+        sql::records(
+            d,
+            2,
+            "t",
+            &[
+                ("id", Ty::Text),
+                ("seq", Ty::Int),
+                ("et", Ty::Text),
+                ("ev", Ty::Text),
+                ("payload", Ty::Json),
+                ("metadata", Ty::Json),
+            ]
+        )
+    )
+});
+
+static DELETE_SNAPSHOTS: Statement = Statement::new(|d| {
+    format!(
+        "DELETE FROM identity_snapshots WHERE aggregate_type = $1 AND aggregate_id IN {}",
+        sql::values(d, 2)
+    )
+});
+
+static DELETE_EVENTS: Statement = Statement::new(|d| {
+    format!(
+        "DELETE FROM identity_events WHERE aggregate_type = $1 AND aggregate_id IN {}
+         RETURNING aggregate_id",
+        sql::values(d, 2)
+    )
+});
 
 impl BatchTx {
     /// Which of `hashes` are in the erasure registry: the store's table, read through the
@@ -99,44 +147,20 @@ impl BatchTx {
     pub(crate) async fn erased(
         &mut self,
         hashes: &[String],
-    ) -> Result<BTreeSet<String>, liandong_store::StoreError> {
+    ) -> Result<BTreeSet<String>, StoreError> {
         let hashes: BTreeSet<String> = hashes.iter().cloned().collect();
-        match self {
-            BatchTx::Postgres(tx) => registered_in(&mut **tx, &hashes).await,
-            BatchTx::Sqlite(tx) => registered_in(&mut **tx, &hashes).await,
-        }
+        registered_in(&mut self.0, &hashes).await
     }
 
     /// Every stored event of the aggregates `ids`, in sequence order per aggregate.
-    pub(crate) async fn load(&mut self, ids: &[String]) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    pub(crate) async fn load(&mut self, ids: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, i64, serde_json::Value)> = match self {
-            BatchTx::Postgres(tx) => {
-                sqlx::query_as(
-                    "SELECT aggregate_id, sequence, payload FROM identity_events
-                     WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
-                     ORDER BY aggregate_id, sequence",
-                )
-                .bind(aggregate_type())
-                .bind(ids)
-                .fetch_all(&mut **tx)
-                .await?
-            }
-            BatchTx::Sqlite(tx) => {
-                let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
-                sqlx::query_as(
-                    "SELECT aggregate_id, sequence, payload FROM identity_events
-                     WHERE aggregate_type = $1 AND aggregate_id IN (SELECT value FROM json_each($2))
-                     ORDER BY aggregate_id, sequence",
-                )
-                .bind(aggregate_type())
-                .bind(list)
-                .fetch_all(&mut **tx)
-                .await?
-            }
-        };
+        let rows: Vec<(String, i64, serde_json::Value)> = self
+            .0
+            .fetch(&LOAD, &[aggregate_type(), &sql::json(ids)])
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(aggregate_id, sequence, payload)| StoredEvent {
@@ -153,7 +177,7 @@ impl BatchTx {
     pub(crate) async fn insert(
         &mut self,
         events: &[SerializedEvent],
-    ) -> Result<Vec<String>, sqlx::Error> {
+    ) -> Result<Vec<String>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -161,72 +185,28 @@ impl BatchTx {
         // rows in the same order, never in a cycle (a deadlock PostgreSQL would abort).
         let mut sorted: Vec<&SerializedEvent> = events.iter().collect();
         sorted.sort_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
-        let events = sorted;
-        let text = |v: &serde_json::Value| v.to_string();
-        match self {
-            BatchTx::Postgres(tx) => {
-                let ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-                let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
-                let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-                let versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
-                let payloads: Vec<String> = events.iter().map(|e| text(&e.payload)).collect();
-                let metadata: Vec<String> = events.iter().map(|e| text(&e.metadata)).collect();
-                sqlx::query_scalar(
-                    "INSERT INTO identity_events
-                         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                     SELECT $1, t.id, t.seq, t.et, t.ev, t.payload::json, t.metadata::json
-                     FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                          AS t(id, seq, et, ev, payload, metadata)
-                     ON CONFLICT DO NOTHING
-                     RETURNING aggregate_id",
-                )
-                .bind(aggregate_type())
-                .bind(ids)
-                .bind(sequences)
-                .bind(types)
-                .bind(versions)
-                .bind(payloads)
-                .bind(metadata)
-                .fetch_all(&mut **tx)
-                .await
-            }
-            BatchTx::Sqlite(tx) => {
-                let rows: Vec<serde_json::Value> = events
-                    .iter()
-                    .map(|e| {
-                        serde_json::json!({
-                            "id": e.aggregate_id,
-                            "seq": e.sequence,
-                            "et": e.event_type,
-                            "ev": e.event_version,
-                            "payload": text(&e.payload),
-                            "metadata": text(&e.metadata),
-                        })
-                    })
-                    .collect();
-                // `WHERE true`: SQLite's parser needs it between a SELECT and ON CONFLICT.
-                sqlx::query_scalar(
-                    "INSERT INTO identity_events
-                         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                     SELECT $1, value ->> '$.id', value ->> '$.seq', value ->> '$.et', value ->> '$.ev',
-                            value ->> '$.payload', value ->> '$.metadata'
-                     FROM json_each($2) WHERE true
-                     ON CONFLICT DO NOTHING
-                     RETURNING aggregate_id",
-                )
-                .bind(aggregate_type())
-                .bind(serde_json::Value::Array(rows).to_string())
-                .fetch_all(&mut **tx)
-                .await
-            }
-        }
+        let rows: Vec<serde_json::Value> = sorted
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.aggregate_id,
+                    "seq": e.sequence,
+                    "et": e.event_type,
+                    "ev": e.event_version,
+                    "payload": e.payload,
+                    "metadata": e.metadata,
+                })
+            })
+            .collect();
+        let written: Vec<(String,)> = self
+            .0
+            .fetch(&INSERT, &[aggregate_type(), &sql::json(&rows)])
+            .await?;
+        Ok(written.into_iter().map(|(id,)| id).collect())
     }
 
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            BatchTx::Postgres(tx) => tx.commit().await,
-            BatchTx::Sqlite(tx) => tx.commit().await,
-        }
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await
     }
 }
 
@@ -245,54 +225,35 @@ impl Backend {
     /// race through the primary key instead (see [`BatchTx::insert`]). Not `BEGIN IMMEDIATE`:
     /// sqlx checks a custom `BEGIN` after running it, and a bind cancelled between the two (a
     /// client that hung up) would leave the transaction open on the pooled connection, holding
-    /// the write lock for good (`liandong_store::ReadStore::begin` says the same).
-    pub(crate) async fn begin(&self) -> Result<BatchTx, sqlx::Error> {
-        Ok(match self {
-            Backend::Postgres { pool } => BatchTx::Postgres(pool.begin().await?),
+    /// the write lock for good (`liandong_store::ReadStore::begin` says the same; the identity
+    /// store may be a database of its own, without the read store's tables).
+    pub(crate) async fn begin(&self) -> Result<BatchTx, StoreError> {
+        Ok(BatchTx(match self {
+            Backend::Postgres { pool } => StoreTx::Postgres(pool.begin().await?),
             Backend::Sqlite { pool } => {
                 let mut tx = pool.begin().await?;
                 // An UPDATE takes the write lock even when it matches no row.
                 sqlx::query("UPDATE identity_events SET sequence = sequence WHERE false")
                     .execute(&mut *tx)
                     .await?;
-                BatchTx::Sqlite(tx)
+                StoreTx::Sqlite(tx)
             }
-        })
+        }))
     }
 
     /// Deletes the aggregates `ids` (their events and snapshots) in one transaction; returns how
     /// many held a binding. Erasure only: the aggregates' one-event-for-life invariant starts
     /// over for these ids.
-    pub(crate) async fn delete(&self, ids: &[String]) -> Result<u64, sqlx::Error> {
-        const SNAPSHOTS: &str =
-            "DELETE FROM identity_snapshots WHERE aggregate_type = $1 AND aggregate_id = $2";
-        const EVENTS: &str =
-            "DELETE FROM identity_events WHERE aggregate_type = $1 AND aggregate_id = $2";
-        let mut deleted = 0;
-        macro_rules! delete_all {
-            ($pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                for id in ids {
-                    sqlx::query(SNAPSHOTS)
-                        .bind(<OpenidBinding as cqrs_es::Aggregate>::TYPE)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let rows = sqlx::query(EVENTS)
-                        .bind(<OpenidBinding as cqrs_es::Aggregate>::TYPE)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    deleted += u64::from(rows > 0);
-                }
-                tx.commit().await?;
-            }};
-        }
-        match self {
-            Backend::Postgres { pool, .. } => delete_all!(pool),
-            Backend::Sqlite { pool, .. } => delete_all!(pool),
-        }
-        Ok(deleted)
+    pub(crate) async fn delete(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let ids = sql::json(ids);
+        tx.0.exec(&DELETE_SNAPSHOTS, &[aggregate_type(), &ids])
+            .await?;
+        let deleted: Vec<(String,)> =
+            tx.0.fetch(&DELETE_EVENTS, &[aggregate_type(), &ids])
+                .await?;
+        tx.commit().await?;
+        let held: BTreeSet<String> = deleted.into_iter().map(|(id,)| id).collect();
+        Ok(held.len() as u64)
     }
 }
