@@ -330,6 +330,27 @@ async fn run() -> anyhow::Result<()> {
                 baseline: format!("{:.2}", b.copy_pg.rows_written() as f64 / n as f64),
                 ratio: String::new(),
             });
+            let top = |r: &ProjectRun| {
+                r.relations
+                    .iter()
+                    .take(6)
+                    .map(|(name, read, _)| format!("{name} {:.1}", *read as f64 / n as f64))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "   b'. rows read per event, by table (most first): {}",
+                top(e)
+            );
+            println!(
+                "   b'. rows written per event, by table: {}",
+                e.relations
+                    .iter()
+                    .filter(|(_, _, w)| *w > 0)
+                    .map(|(name, _, w)| format!("{name} {:.2}", *w as f64 / n as f64))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             rows.push(Row {
                 figure: "   PG transactions committed per 1000 events".into(),
                 liandong: both(&|r| format!("{:.1}", r.pg.xact_commit as f64 * 1000.0 / n as f64)),
@@ -1131,6 +1152,9 @@ struct ProjectRun {
     max_waiting_on_locks: i64,
     /// Records each instance applied: whether the consumer group shared the partitions.
     records_per_instance: Vec<u64>,
+    /// Per relation of the read store: rows read (sequential scans' plus index fetches) and
+    /// rows written (inserted, updated, deleted), most read first.
+    relations: Vec<(String, i64, i64)>,
 }
 
 /// A fresh PostgreSQL database with the read models' tables.
@@ -1169,6 +1193,7 @@ async fn project_with(
     // in the database's statistics.
     close(db.store()).await;
     let before = settled_counters(pg_admin, db).await?;
+    let relations_before = relation_counters(db).await?;
 
     let projection: Arc<dyn Projection> = Arc::new(CoreProjection::new(
         chrono_tz::Asia::Shanghai,
@@ -1277,6 +1302,19 @@ async fn project_with(
         close(s).await;
     }
     let projector_pg = settled_counters(pg_admin, db).await?.minus(&before);
+    let relations = {
+        let after = relation_counters(db).await?;
+        let mut out: Vec<(String, i64, i64)> = after
+            .into_iter()
+            .map(|(name, (read, written))| {
+                let (r0, w0) = relations_before.get(&name).copied().unwrap_or((0, 0));
+                (name, read - r0, written - w0)
+            })
+            .filter(|(_, read, written)| *read > 0 || *written > 0)
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)));
+        out
+    };
     let mut conn = sqlx::PgConnection::connect(db.url()).await?;
     let rows_in_events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&mut conn)
@@ -1327,6 +1365,7 @@ async fn project_with(
             .iter()
             .map(|s| s.records.load(Ordering::Relaxed))
             .collect(),
+        relations,
     })
 }
 
@@ -1509,6 +1548,24 @@ async fn pg_counters(admin: &str, db: &TestStore) -> anyhow::Result<PgCounters> 
         tup_updated: row.4,
         tup_deleted: row.5,
     })
+}
+
+/// Rows read (sequential scans' tuples plus index fetches) and written of each table of the
+/// database, from `pg_stat_user_tables`: where a projector's reads go. Complete once every
+/// connection has exited (see [`settled_counters`]).
+async fn relation_counters(
+    db: &TestStore,
+) -> anyhow::Result<std::collections::HashMap<String, (i64, i64)>> {
+    let mut conn = sqlx::PgConnection::connect(db.url()).await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT relname::text, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0),
+                n_tup_ins + n_tup_upd + n_tup_del
+         FROM pg_stat_user_tables",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(rows.into_iter().map(|(n, r, w)| (n, (r, w))).collect())
 }
 
 /// The counters once every connection to the database is gone. A backend publishes its
